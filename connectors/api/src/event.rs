@@ -1,0 +1,154 @@
+//! Change events and the batches that carry them, with the position that may be acknowledged
+//! once a batch is durable: the position travels with the data.
+
+use std::sync::Arc;
+
+use crate::{Lsn, Value};
+
+/// The kind of change, with Debezium's one-letter codes.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Op {
+    /// A row read by a snapshot.
+    Read,
+    Create,
+    Update,
+    Delete,
+    Truncate,
+    /// A logical decoding message (`pg_logical_emit_message`).
+    Message,
+}
+
+impl Op {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Op::Read => "r",
+            Op::Create => "c",
+            Op::Update => "u",
+            Op::Delete => "d",
+            Op::Truncate => "t",
+            Op::Message => "m",
+        }
+    }
+}
+
+/// A table's replica identity: which old values PostgreSQL logs for updates and deletes.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum ReplicaIdentity {
+    /// The primary key's columns.
+    Default,
+    /// No old values at all.
+    Nothing,
+    /// Every column.
+    Full,
+    /// The columns of a chosen unique index.
+    Index,
+}
+
+impl ReplicaIdentity {
+    /// From `pg_class.relreplident` / pgoutput's Relation message.
+    pub fn from_code(code: u8) -> Option<Self> {
+        Some(match code {
+            b'd' => ReplicaIdentity::Default,
+            b'n' => ReplicaIdentity::Nothing,
+            b'f' => ReplicaIdentity::Full,
+            b'i' => ReplicaIdentity::Index,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReplicaIdentity::Default => "default",
+            ReplicaIdentity::Nothing => "nothing",
+            ReplicaIdentity::Full => "full",
+            ReplicaIdentity::Index => "index",
+        }
+    }
+}
+
+/// A column of a captured table, as the source last described it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Column {
+    pub name: String,
+    pub type_oid: u32,
+    /// The type's name (`int4`, `numeric`, `my_schema.mood`, `_text` for arrays).
+    pub type_name: String,
+    /// `atttypmod`: length, precision/scale and similar; -1 when none.
+    pub type_modifier: i32,
+    /// Part of the replica identity (the primary key under the default identity).
+    pub is_key: bool,
+}
+
+/// A captured table's shape. Shared by every event of the table until its shape changes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TableSchema {
+    /// The table's OID, which PostgreSQL uses as its relation id in the stream.
+    pub relation_id: u32,
+    pub schema: String,
+    pub name: String,
+    pub replica_identity: ReplicaIdentity,
+    pub columns: Vec<Column>,
+}
+
+impl TableSchema {
+    /// `schema.table`, as in include lists and topic names.
+    pub fn qualified_name(&self) -> String {
+        format!("{}.{}", self.schema, self.name)
+    }
+}
+
+/// One value per column of the table, in the table's column order.
+pub type Row = Vec<Value>;
+
+/// Where an event comes from in the source's history.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SourcePosition {
+    /// The WAL position of the change itself (for snapshot rows: the snapshot's position).
+    pub lsn: Lsn,
+    /// The end of the commit record of the event's transaction: once this is confirmed the
+    /// server will not send the transaction again.
+    pub commit_lsn: Lsn,
+    /// The transaction id, when the server sent it.
+    pub xid: Option<u32>,
+    /// The commit time, microseconds since the Unix epoch.
+    pub commit_time_us: i64,
+    /// True for rows read by a snapshot.
+    pub snapshot: bool,
+}
+
+/// A logical decoding message (`pg_logical_emit_message`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogicalMessage {
+    pub transactional: bool,
+    pub prefix: String,
+    pub content: Vec<u8>,
+}
+
+/// One change to one row (or one table, for truncate), or one logical decoding message.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ChangeEvent {
+    pub op: Op,
+    /// The table; `None` only for logical decoding messages.
+    pub table: Option<Arc<TableSchema>>,
+    /// Old values, when the replica identity provides them. Under the default identity only the
+    /// key columns are filled (the others are `Null`) and `before_is_key_only` is set.
+    pub before: Option<Row>,
+    pub before_is_key_only: bool,
+    /// New values (create, update, snapshot read). Untouched TOASTed columns are
+    /// [`Value::UnchangedToast`].
+    pub after: Option<Row>,
+    pub message: Option<LogicalMessage>,
+    pub position: SourcePosition,
+}
+
+/// A run of events in commit order, and the position acknowledged once it is durable.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Batch {
+    /// Increases by one per batch of a pipeline run.
+    pub sequence: u64,
+    pub events: Vec<ChangeEvent>,
+    /// The position that may be confirmed once this batch (and every batch before it) is
+    /// durable: the commit end of the last transaction the batch completes, or a keepalive
+    /// position between transactions. `None` when the batch ends inside a transaction.
+    pub checkpoint: Option<Lsn>,
+}

@@ -1,0 +1,24 @@
+//! Contracts between the stages of a sluice pipeline, with no I/O: WAL positions ([`Lsn`]),
+//! typed column values ([`Value`]), change events and the batches that carry them with their
+//! position, and the [`Sink`] trait every destination implements.
+
+mod config;
+mod error;
+mod event;
+mod lsn;
+mod secret;
+mod sink;
+mod value;
+
+pub use config::ConfigProblem;
+pub use error::{ErrorClass, SinkError};
+pub use event::{
+    Batch, ChangeEvent, Column, LogicalMessage, Op, ReplicaIdentity, Row, SourcePosition,
+    TableSchema,
+};
+pub use lsn::{Lsn, LsnParseError};
+pub use secret::Secret;
+pub use sink::Sink;
+pub use value::{
+    Decimal, Geometry, Infinite, Numeric, PgDate, PgInterval, PgTimestamp, RangeValue, Value,
+};
