@@ -2,6 +2,7 @@
 //! typed column values ([`Value`]), change events and the batches that carry them with their
 //! position, and the [`Sink`] trait every destination implements.
 
+mod backoff;
 mod config;
 mod error;
 mod event;
@@ -10,7 +11,8 @@ mod secret;
 mod sink;
 mod value;
 
-pub use config::ConfigProblem;
+pub use backoff::Backoff;
+pub use config::{from_toml, from_toml_partial, join_key, ConfigProblem, ConfigProblems};
 pub use error::{ErrorClass, SinkError};
 pub use event::{
     Batch, ChangeEvent, Column, LogicalMessage, Op, ReplicaIdentity, Row, SourcePosition,

@@ -1,0 +1,142 @@
+//! What the decoder knows about shapes: the relation cache (relation id -> table schema, from
+//! Relation messages) and the type catalog (updated by Type messages). Every change message is
+//! read against these.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use sluice_api::{Column, ReplicaIdentity, TableSchema};
+
+use crate::pgoutput::{Relation, TypeMessage};
+use crate::types::{TypeCatalog, TypeInfo, TypeKind};
+
+/// pgoutput leaves the namespace empty for `pg_catalog`.
+fn namespace_or_catalog(namespace: &str) -> &str {
+    if namespace.is_empty() {
+        "pg_catalog"
+    } else {
+        namespace
+    }
+}
+
+/// The relation cache and the type catalog, with the type OIDs that need a catalog reload.
+#[derive(Debug)]
+pub(crate) struct Schemas {
+    pub(crate) catalog: TypeCatalog,
+    tables: HashMap<u32, Arc<TableSchema>>,
+    unknown_type_oids: Vec<u32>,
+}
+
+impl Schemas {
+    pub(crate) fn new(catalog: TypeCatalog) -> Self {
+        Schemas {
+            catalog,
+            tables: HashMap::new(),
+            unknown_type_oids: Vec::new(),
+        }
+    }
+
+    /// The cached schema of a relation.
+    pub(crate) fn table(&self, relation_id: u32) -> Option<&Arc<TableSchema>> {
+        self.tables.get(&relation_id)
+    }
+
+    /// The schema of a relation a change refers to; the server always describes a relation
+    /// before its first change, so a missing one is a protocol error.
+    pub(crate) fn table_for_change(&self, relation_id: u32) -> Result<Arc<TableSchema>, String> {
+        self.tables
+            .get(&relation_id)
+            .cloned()
+            .ok_or_else(|| format!("change for relation {relation_id}, which was never described"))
+    }
+
+    /// Use `catalog` from now on (reloaded from the server) and rename cached columns whose
+    /// type it names differently (a type first seen unknown, as `oid:<n>`).
+    pub(crate) fn replace_catalog(&mut self, catalog: TypeCatalog) {
+        self.catalog = catalog;
+        let catalog = &self.catalog;
+        for table in self.tables.values_mut() {
+            let stale = |c: &Column| c.type_name != catalog.type_name(c.type_oid);
+            if table.columns.iter().any(stale) {
+                let mut renamed = TableSchema::clone(table);
+                for column in &mut renamed.columns {
+                    column.type_name = catalog.type_name(column.type_oid);
+                }
+                *table = Arc::new(renamed);
+            }
+        }
+    }
+
+    /// Drain the type OIDs the catalog did not know when they were first seen.
+    pub(crate) fn take_unknown_type_oids(&mut self) -> Vec<u32> {
+        std::mem::take(&mut self.unknown_type_oids)
+    }
+
+    fn note_unknown(&mut self, oid: u32) {
+        if !self.unknown_type_oids.contains(&oid) {
+            self.unknown_type_oids.push(oid);
+        }
+    }
+
+    /// A Relation message: (re)describe the table. A known id is replaced, which is how a
+    /// schema change reaches the events.
+    pub(crate) fn apply_relation(&mut self, relation: &Relation<'_>) -> Result<(), String> {
+        let replica_identity =
+            ReplicaIdentity::from_code(relation.replica_identity).ok_or_else(|| {
+                format!(
+                    "relation {} has unknown replica identity {:?}",
+                    relation.relation_id,
+                    char::from(relation.replica_identity)
+                )
+            })?;
+        let mut columns = Vec::with_capacity(relation.columns.len());
+        for column in &relation.columns {
+            if self.catalog.get(column.type_oid).is_none() {
+                self.note_unknown(column.type_oid);
+            }
+            columns.push(Column {
+                name: column.name.clone().into_owned(),
+                type_oid: column.type_oid,
+                type_name: self.catalog.type_name(column.type_oid),
+                type_modifier: column.type_modifier,
+                is_key: column.is_key,
+            });
+        }
+        let schema = TableSchema {
+            relation_id: relation.relation_id,
+            schema: namespace_or_catalog(&relation.namespace).to_owned(),
+            name: relation.name.clone().into_owned(),
+            replica_identity,
+            columns,
+        };
+        self.tables.insert(relation.relation_id, Arc::new(schema));
+        Ok(())
+    }
+
+    /// A Type message: name a non-built-in type. A type the catalog knows keeps its kind (and
+    /// is renamed if the server says otherwise); an unknown one is added as a base type, so its
+    /// values keep their text (or decode, for extension types known by name) until the catalog
+    /// is reloaded, and is reported by [`Schemas::take_unknown_type_oids`].
+    pub(crate) fn apply_type(&mut self, message: &TypeMessage<'_>) {
+        let schema = namespace_or_catalog(&message.namespace);
+        let name = if schema == "pg_catalog" {
+            message.name.clone().into_owned()
+        } else {
+            format!("{schema}.{}", message.name)
+        };
+        let kind = match self.catalog.get(message.type_oid) {
+            Some(known) if known.name == name && known.schema == schema => return,
+            Some(known) => known.kind.clone(),
+            None => {
+                self.note_unknown(message.type_oid);
+                TypeKind::Base
+            }
+        };
+        self.catalog.insert(TypeInfo {
+            oid: message.type_oid,
+            schema: schema.to_owned(),
+            name,
+            kind,
+        });
+    }
+}

@@ -1,0 +1,65 @@
+//! The source's errors, each with the class that decides whether the source reconnects.
+
+use sluice_api::{ErrorClass, Lsn};
+
+/// Everything that can go wrong reading changes from PostgreSQL.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// The connection failed or was lost: reconnect with backoff.
+    #[error("connection to postgres failed: {0}")]
+    Io(#[from] std::io::Error),
+    /// The server reported an error (SQLSTATE and message).
+    #[error("postgres error {code}: {message}")]
+    Server { code: String, message: String },
+    #[error("authentication failed: {0}")]
+    Auth(String),
+    #[error("tls: {0}")]
+    Tls(String),
+    /// The server sent something the client does not understand.
+    #[error("replication protocol: {0}")]
+    Protocol(String),
+    /// A pgoutput message could not be decoded.
+    #[error("pgoutput decoding at {lsn}: {message}")]
+    Decode { lsn: Lsn, message: String },
+    /// Buffering a streamed transaction on disk failed.
+    #[error("spilling a streamed transaction: {0}")]
+    Spill(String),
+    /// An ordinary (non-replication) query failed.
+    #[error("postgres query failed: {0}")]
+    Sql(#[from] tokio_postgres::Error),
+    /// The database is not set up the way capture needs (wal_level, privileges, slot).
+    #[error("{0}")]
+    Setup(String),
+}
+
+impl SourceError {
+    /// Connection problems and server shutdowns are transient; the rest needs a person.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            SourceError::Io(_) => ErrorClass::Transient,
+            SourceError::Server { code, .. } => server_error_class(code),
+            SourceError::Sql(e) => match e.code() {
+                Some(code) => server_error_class(code.code()),
+                None => ErrorClass::Transient,
+            },
+            SourceError::Auth(_)
+            | SourceError::Tls(_)
+            | SourceError::Protocol(_)
+            | SourceError::Decode { .. }
+            | SourceError::Spill(_)
+            | SourceError::Setup(_) => ErrorClass::Fatal,
+        }
+    }
+}
+
+/// SQLSTATE classes 08 (connection), 53 (resources), 57 (operator intervention: shutdown,
+/// admin termination) and 55006 (slot in use by another process, released on its exit) are
+/// worth retrying; everything else is a fault in setup or data.
+fn server_error_class(code: &str) -> ErrorClass {
+    if code.starts_with("08") || code.starts_with("53") || code.starts_with("57") || code == "55006"
+    {
+        ErrorClass::Transient
+    } else {
+        ErrorClass::Fatal
+    }
+}

@@ -1,0 +1,20 @@
+//! PostgreSQL source: a replication client on the frontend/backend protocol, the pgoutput
+//! decoder, typed value decoding, publication and slot management, and `sluice check`.
+
+mod auth;
+pub mod check;
+pub mod client;
+pub mod config;
+pub mod connection;
+pub mod decoder;
+pub mod error;
+pub mod pgoutput;
+// pub mod source; (enabled once client and decoder land)
+pub mod spill;
+pub mod tls;
+pub mod types;
+pub mod values;
+
+pub use config::PostgresSourceConfig;
+pub use connection::{ConnectionConfig, SslMode};
+pub use error::SourceError;

@@ -1,0 +1,303 @@
+//! The source loop: prepare publication and slot, stream pgoutput, decode, batch, hand batches
+//! to the pipeline with backpressure, and confirm to the server what the pipeline reports as
+//! durable. Lost connections are retried with backoff, resuming after the last batch handed on.
+
+mod batcher;
+mod heartbeat;
+mod setup;
+
+use std::time::Duration;
+
+use sluice_api::{Backoff, Batch, ErrorClass, Lsn};
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+pub use batcher::{BatchLimits, Batcher};
+pub use heartbeat::HEARTBEAT_PREFIX;
+pub use setup::{ensure_publication, included_tables, quote_ident, slot_state, SlotState};
+
+use crate::client::{ReplicationClient, ReplicationMessage, ReplicationStream, StartOptions};
+use crate::decoder::{Decoded, Decoder, StreamBudget};
+use crate::types::TypeCatalog;
+use crate::{PostgresSourceConfig, SourceError};
+
+/// How often the loop looks at whether a status update is due. Confirmations reach the server
+/// within this delay, which keeps retained WAL low without flooding the walsender.
+const STATUS_TICK: Duration = Duration::from_millis(100);
+
+/// What the source needs from the pipeline around it.
+pub struct SourceContext {
+    /// Batches in commit order; sending waits while the pipeline is full (backpressure).
+    pub batches: mpsc::Sender<Batch>,
+    /// The LSN every sink has durably taken.
+    pub confirmed: watch::Receiver<Lsn>,
+    /// Orderly stop: hand on what is complete, wait (bounded) for it to be confirmed, confirm.
+    pub stop: CancellationToken,
+    /// Immediate stop (a sink failed): confirm only what is durable and leave.
+    pub abort: CancellationToken,
+    pub limits: BatchLimits,
+    /// Longest wait for in-flight batches during an orderly stop.
+    pub drain_timeout: Duration,
+}
+
+/// Stream changes until stopped. Transient failures reconnect with backoff; the result is an
+/// error only for failures a retry cannot fix.
+pub async fn run(cfg: &PostgresSourceConfig, mut ctx: SourceContext) -> Result<(), SourceError> {
+    let mut batcher = Batcher::new(ctx.limits);
+    let mut backoff = Backoff::new(cfg.reconnect_backoff_initial, cfg.reconnect_backoff_max);
+    loop {
+        let result = Session::run(cfg, &mut ctx, &mut batcher, &mut backoff).await;
+        match result {
+            Ok(()) => return Ok(()),
+            Err(error) if error.class() == ErrorClass::Transient => {
+                batcher.discard_unsent();
+                let delay = backoff.next_delay();
+                tracing::warn!(
+                    %error, attempt = backoff.attempt(), retry_in_ms = delay.as_millis() as u64,
+                    resume_after = %batcher.sent_checkpoint(), "replication connection lost, reconnecting"
+                );
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = ctx.stop.cancelled() => return Ok(()),
+                    _ = ctx.abort.cancelled() => return Ok(()),
+                }
+            }
+            Err(error) => return Err(error),
+        }
+    }
+}
+
+/// One replication connection's life.
+struct Session<'a> {
+    cfg: &'a PostgresSourceConfig,
+    ctx: &'a mut SourceContext,
+    batcher: &'a mut Batcher,
+    stream: ReplicationStream,
+    decoder: Decoder,
+    sql: tokio_postgres::Client,
+    /// The slot's confirmed position when the session started: never report less.
+    floor: Lsn,
+    last_status: Instant,
+    status_due: bool,
+}
+
+impl<'a> Session<'a> {
+    async fn run(
+        cfg: &'a PostgresSourceConfig,
+        ctx: &'a mut SourceContext,
+        batcher: &'a mut Batcher,
+        backoff: &mut Backoff,
+    ) -> Result<(), SourceError> {
+        let sql = cfg.connection.connect_sql().await?;
+        ensure_publication(&sql, cfg).await?;
+        let mut client = ReplicationClient::connect(&cfg.connection).await?;
+        let system = client.identify_system().await?;
+        let floor = match slot_state(&sql, &cfg.slot).await? {
+            Some(state) => {
+                setup::check_slot(&cfg.slot, &state)?;
+                state.confirmed_flush.unwrap_or(Lsn::ZERO)
+            }
+            None => {
+                let created = client.create_slot(&cfg.slot, false).await?;
+                tracing::info!(slot = %cfg.slot, consistent_point = %created.consistent_point, "created replication slot");
+                created.consistent_point
+            }
+        };
+        batcher.resume_at(floor);
+        let catalog = TypeCatalog::load(&sql).await?;
+        let budget = StreamBudget { memory_bytes: cfg.stream_buffer_bytes, spill_dir: cfg.spill_dir.clone() };
+        let start_lsn = batcher.sent_checkpoint();
+        let stream = client
+            .start_replication(&StartOptions {
+                slot: cfg.slot.clone(),
+                publication: cfg.publication.clone(),
+                start_lsn,
+                proto_version: 2,
+                streaming: true,
+                messages: true,
+            })
+            .await?;
+        tracing::info!(
+            slot = %cfg.slot, start = %start_lsn, server_wal = %system.xlogpos,
+            timeline = system.timeline, "streaming changes"
+        );
+        let heartbeat = cfg.heartbeat_interval.map(|every| heartbeat::spawn(cfg.connection.clone(), every));
+        let mut session = Session {
+            cfg,
+            ctx,
+            batcher,
+            stream,
+            decoder: Decoder::new(catalog, budget),
+            sql,
+            floor,
+            last_status: Instant::now(),
+            status_due: true,
+        };
+        let result = session.stream_loop(backoff).await;
+        if let Some(task) = heartbeat {
+            task.abort();
+        }
+        result
+    }
+
+    async fn stream_loop(&mut self, backoff: &mut Backoff) -> Result<(), SourceError> {
+        let mut tick = tokio::time::interval(STATUS_TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let deadline = self.batcher.deadline();
+            tokio::select! {
+                biased;
+                _ = self.ctx.abort.cancelled() => return self.leave().await,
+                _ = self.ctx.stop.cancelled() => return self.drain_and_leave().await,
+                _ = tick.tick() => self.maybe_send_status().await?,
+                _ = sleep_until_opt(deadline) => self.send_batch().await?,
+                message = self.stream.recv() => match message? {
+                    Some(ReplicationMessage::XLogData { wal_start, data, .. }) => {
+                        backoff.reset();
+                        self.handle_xlog(wal_start, &data).await?;
+                    }
+                    Some(ReplicationMessage::Keepalive { wal_end, reply_requested, .. }) => {
+                        backoff.reset();
+                        if !self.decoder.in_transaction() && self.batcher.complete_up_to(wal_end) {
+                            self.send_batch().await?;
+                        }
+                        if reply_requested {
+                            self.send_status().await?;
+                        }
+                    }
+                    None => {
+                        return Err(SourceError::Io(std::io::Error::new(
+                            std::io::ErrorKind::UnexpectedEof,
+                            "the server ended the replication stream",
+                        )))
+                    }
+                },
+            }
+        }
+    }
+
+    async fn handle_xlog(&mut self, wal_start: Lsn, data: &[u8]) -> Result<(), SourceError> {
+        let decoded = self.decoder.decode(wal_start, data)?;
+        let unknown = self.decoder.take_unknown_type_oids();
+        if !unknown.is_empty() {
+            tracing::debug!(?unknown, "reloading the type catalog for new types");
+            *self.decoder.catalog_mut() = TypeCatalog::load(&self.sql).await?;
+        }
+        match decoded {
+            Decoded::StreamCommitted => {
+                while let Some(item) = self.decoder.next_replayed()? {
+                    self.accept(item).await?;
+                }
+                Ok(())
+            }
+            other => self.accept(other).await,
+        }
+    }
+
+    async fn accept(&mut self, decoded: Decoded) -> Result<(), SourceError> {
+        let full = match decoded {
+            Decoded::Nothing | Decoded::StreamCommitted => false,
+            Decoded::Event(event) => {
+                let included = event
+                    .table
+                    .as_deref()
+                    .is_none_or(|t| crate::config::table_included(&self.cfg.tables, &t.schema, &t.name));
+                included && self.batcher.push(event)
+            }
+            Decoded::Message(event) => {
+                let heartbeat =
+                    event.message.as_ref().is_some_and(|m| m.prefix == HEARTBEAT_PREFIX);
+                !heartbeat && self.batcher.push(event)
+            }
+            Decoded::Commit { end_lsn, .. } => self.batcher.complete_up_to(end_lsn),
+        };
+        if full {
+            self.send_batch().await?;
+        }
+        Ok(())
+    }
+
+    /// Hand the current batch to the pipeline, waiting while it is full but still confirming
+    /// to the server meanwhile, so a slow sink never looks like a dead client.
+    async fn send_batch(&mut self) -> Result<(), SourceError> {
+        let Some(batch) = self.batcher.take() else { return Ok(()) };
+        let sender = self.ctx.batches.clone();
+        let reserve = sender.reserve();
+        tokio::pin!(reserve);
+        loop {
+            tokio::select! {
+                permit = &mut reserve => {
+                    let Ok(permit) = permit else {
+                        return Err(SourceError::Setup("the pipeline stopped taking batches".into()));
+                    };
+                    permit.send(batch);
+                    return Ok(());
+                }
+                _ = tokio::time::sleep(STATUS_TICK) => self.maybe_send_status().await?,
+                _ = self.ctx.abort.cancelled() => return Ok(()),
+            }
+        }
+    }
+
+    /// The position to report as flushed: what every sink has taken, never below the slot's.
+    fn flush_position(&self) -> Lsn {
+        (*self.ctx.confirmed.borrow()).max(self.floor)
+    }
+
+    async fn maybe_send_status(&mut self) -> Result<(), SourceError> {
+        if self.ctx.confirmed.has_changed().unwrap_or(false) {
+            self.status_due = true;
+        }
+        if self.status_due || self.last_status.elapsed() >= self.cfg.status_interval {
+            self.send_status().await?;
+        }
+        Ok(())
+    }
+
+    async fn send_status(&mut self) -> Result<(), SourceError> {
+        self.ctx.confirmed.mark_unchanged();
+        let flush = self.flush_position();
+        self.stream.send_status(flush, flush, flush, false).await?;
+        self.last_status = Instant::now();
+        self.status_due = false;
+        Ok(())
+    }
+
+    /// Orderly stop: hand on what is complete, wait until it is confirmed (bounded), report it.
+    async fn drain_and_leave(&mut self) -> Result<(), SourceError> {
+        self.send_batch().await?;
+        let target = self.batcher.sent_checkpoint();
+        let deadline = Instant::now() + self.ctx.drain_timeout;
+        let mut confirmed = self.ctx.confirmed.clone();
+        let reached = tokio::time::timeout_at(deadline, async {
+            loop {
+                if *confirmed.borrow_and_update() >= target {
+                    return true;
+                }
+                if confirmed.changed().await.is_err() {
+                    return false;
+                }
+            }
+        })
+        .await
+        .unwrap_or(false);
+        if !reached {
+            tracing::warn!(%target, confirmed = %self.flush_position(), "stopping before every batch was delivered; the rest is sent again on restart");
+        }
+        self.leave().await
+    }
+
+    async fn leave(&mut self) -> Result<(), SourceError> {
+        self.send_status().await?;
+        tracing::info!(confirmed = %self.flush_position(), "replication stopped");
+        Ok(())
+    }
+}
+
+async fn sleep_until_opt(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}

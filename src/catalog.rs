@@ -1,0 +1,98 @@
+//! The one explicit table of sink connectors: a `[[sink]]` table's `type` -> its config
+//! validation and its factory, each line behind the connector's cargo feature.
+
+use sluice_api::{ConfigProblem, Sink};
+
+/// A validated `[[sink]]` entry's connector-specific settings.
+#[derive(Clone, Debug)]
+pub enum SinkConfig {
+    #[cfg(feature = "sink-file")]
+    File(sluice_sink_file::FileSinkConfig),
+    #[cfg(feature = "sink-memory")]
+    Memory(sluice_sink_memory::MemorySinkConfig),
+}
+
+/// What every sink may need to know about the pipeline it serves.
+#[derive(Clone, Debug)]
+pub struct SinkContext {
+    /// The pipeline name (the topic prefix).
+    pub pipeline: String,
+    /// The source database's name.
+    pub database: String,
+}
+
+/// The sink types this build supports, for error messages.
+pub fn sink_types() -> &'static [&'static str] {
+    &[
+        #[cfg(feature = "sink-file")]
+        "file",
+        #[cfg(feature = "sink-memory")]
+        "memory",
+    ]
+}
+
+/// Validate the connector-specific keys of one `[[sink]]` table (`name` and `type` removed).
+/// `prefix` is the table's key path for problems, e.g. `sink[1]`.
+pub fn validate_sink(
+    kind: &str,
+    table: toml::Table,
+    prefix: &str,
+) -> Result<SinkConfig, Vec<ConfigProblem>> {
+    let value = toml::Value::Table(table);
+    match kind {
+        #[cfg(feature = "sink-file")]
+        "file" => sluice_api::from_toml::<sluice_sink_file::RawFileSinkConfig>(value, prefix)?
+            .validate(prefix)
+            .map(SinkConfig::File),
+        #[cfg(feature = "sink-memory")]
+        "memory" => sluice_api::from_toml::<sluice_sink_memory::RawMemorySinkConfig>(value, prefix)?
+            .validate(prefix)
+            .map(SinkConfig::Memory),
+        other => Err(vec![ConfigProblem {
+            key: format!("{prefix}.type"),
+            message: format!(
+                "unknown sink type {other:?}; this build supports: {}",
+                sink_types().join(", ")
+            ),
+        }]),
+    }
+}
+
+/// Build a sink from its validated settings.
+pub async fn build_sink(config: &SinkConfig, context: &SinkContext) -> anyhow::Result<Box<dyn Sink>> {
+    let _ = context;
+    Ok(match config {
+        #[cfg(feature = "sink-file")]
+        SinkConfig::File(cfg) => {
+            let ctx = sluice_sink_file::EventContext {
+                pipeline: context.pipeline.clone(),
+                database: context.database.clone(),
+            };
+            Box::new(sluice_sink_file::FileSink::open(cfg, ctx).await?)
+        }
+        #[cfg(feature = "sink-memory")]
+        SinkConfig::Memory(cfg) => Box::new(sluice_sink_memory::MemorySink::new(cfg).0),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unknown_sink_type_names_the_supported_ones() {
+        let problems = validate_sink("carrier-pigeon", toml::Table::new(), "sink[0]").unwrap_err();
+        assert_eq!(problems[0].key, "sink[0].type");
+        assert!(problems[0].message.contains("file"), "{}", problems[0].message);
+    }
+
+    #[test]
+    fn a_file_sink_validates_its_own_keys() {
+        let mut table = toml::Table::new();
+        table.insert("fsync".into(), toml::Value::String("yes".into()));
+        table.insert("colour".into(), toml::Value::String("red".into()));
+        let problems = validate_sink("file", table, "sink[1]").unwrap_err();
+        let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+        assert!(keys.contains(&"sink[1].colour"), "{keys:?}");
+    }
+}

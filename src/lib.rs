@@ -1,0 +1,12 @@
+//! The sluice daemon: configuration, the connector catalog, the pipeline that moves change
+//! events from the source through every sink, delivery with retries, and the checkpoint that
+//! decides what may be confirmed to PostgreSQL.
+
+pub mod catalog;
+pub mod checkpoint;
+pub mod config;
+pub mod delivery;
+pub mod demo;
+pub mod embedded;
+pub mod pipeline;
+pub mod runtime;

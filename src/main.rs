@@ -1,0 +1,174 @@
+//! The `sluice` command: load and validate the config, set up logging, then run the pipeline
+//! (`run`) or inspect the database (`check`). Maps every outcome to an exit code that scripts
+//! and supervisors can act on.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use sluice::config::{Config, ConfigError, LogConfig, LogFormat};
+use sluice_source_postgres::check::{run_checks, CheckItem, CheckReport, CheckStatus};
+
+/// Everything went as asked.
+const EXIT_OK: u8 = 0;
+/// The pipeline failed while running (or could not start).
+const EXIT_RUNTIME: u8 = 1;
+/// The configuration is unreadable or invalid; nothing was started.
+const EXIT_CONFIG: u8 = 2;
+/// `sluice check` found at least one failure.
+const EXIT_CHECK_FAILED: u8 = 3;
+
+/// PostgreSQL change data capture daemon.
+#[derive(Parser)]
+#[command(name = "sluice", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the pipeline until SIGTERM or SIGINT, then drain, confirm and exit.
+    Run {
+        /// The TOML configuration file.
+        #[arg(long, short, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Validate the configuration, then check the database can be captured as configured
+    /// and print what to fix.
+    Check {
+        /// The TOML configuration file.
+        #[arg(long, short, value_name = "FILE")]
+        config: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let code = match cli.command {
+        Command::Run { config } => run(&config),
+        Command::Check { config } => check(&config),
+    };
+    ExitCode::from(code)
+}
+
+fn run(path: &Path) -> u8 {
+    let config = match load(path) {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return EXIT_RUNTIME;
+        }
+    };
+    match runtime.block_on(sluice::runtime::run_until_signal(config)) {
+        Ok(()) => EXIT_OK,
+        Err(error) => {
+            tracing::error!(error = %format!("{error:#}"), "pipeline failed");
+            print_error_chain(&error);
+            EXIT_RUNTIME
+        }
+    }
+}
+
+fn check(path: &Path) -> u8 {
+    let config = match load(path) {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
+    println!(
+        "config: ok (pipeline {}, {} sink{})",
+        config.pipeline.name,
+        config.sinks.len(),
+        if config.sinks.len() == 1 { "" } else { "s" }
+    );
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return EXIT_RUNTIME;
+        }
+    };
+    let report = runtime.block_on(async {
+        let source = &config.source;
+        match source.connection.connect_sql().await {
+            Ok(client) => CheckReport {
+                items: run_checks(&client, source).await,
+            },
+            Err(e) => CheckReport {
+                items: vec![CheckItem {
+                    name: "connection".to_owned(),
+                    status: CheckStatus::Fail,
+                    detail: format!("{}: {e}", source.connection.redacted()),
+                    fix: Some(
+                        "check host, port, user, password and the server's pg_hba.conf".to_owned(),
+                    ),
+                }],
+            },
+        }
+    });
+    println!("{report}");
+    if report.has_failures() {
+        EXIT_CHECK_FAILED
+    } else {
+        EXIT_OK
+    }
+}
+
+/// Load and validate the config, start logging as it says, and read the password file.
+/// On failure, every problem has been printed and the exit code is returned.
+fn load(path: &Path) -> Result<Config, u8> {
+    let mut config = match Config::load(path) {
+        Ok(config) => config,
+        Err(ConfigError::Problems(problems)) => {
+            for problem in &problems.0 {
+                eprintln!("error: config: {problem}");
+            }
+            return Err(EXIT_CONFIG);
+        }
+        Err(other) => {
+            eprintln!("error: config: {other}");
+            return Err(EXIT_CONFIG);
+        }
+    };
+    init_tracing(&config.log);
+    if let Err(message) = config.source.resolve_password() {
+        eprintln!("error: config: source.password_file: {message}");
+        return Err(EXIT_CONFIG);
+    }
+    Ok(config)
+}
+
+/// Logs go to stderr, human or JSON per `[log]`; `RUST_LOG`, when set, replaces the level.
+fn init_tracing(log: &LogConfig) {
+    use tracing_subscriber::EnvFilter;
+    let level = match std::env::var("RUST_LOG") {
+        Ok(directive) if !directive.trim().is_empty() => directive,
+        _ => log.level.clone(),
+    };
+    let filter = EnvFilter::builder().parse_lossy(level);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    // try_init: a second subscriber (there is none in this binary) would be a no-op, not a panic.
+    let _ = match log.format {
+        LogFormat::Human => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+fn print_error_chain(error: &anyhow::Error) {
+    eprintln!("error: {error}");
+    for cause in error.chain().skip(1) {
+        eprintln!("  caused by: {cause}");
+    }
+}

@@ -1,0 +1,180 @@
+//! One pipeline: the source hands batches to a fan-out, which gives each sink driver the same
+//! batches in the same order through bounded queues; drivers ack what is durable; the
+//! checkpoint task turns acks into the confirmed LSN the source reports to PostgreSQL.
+//!
+//! ```text
+//! source ──batches──▶ fan-out ──Arc<Batch>──▶ driver(sink 0) ─┐
+//!    ▲                        └─Arc<Batch>──▶ driver(sink 1) ─┤ acks
+//!    └──── confirmed LSN (watch) ◀── checkpoint (min over sinks) ◀─┘
+//! ```
+
+mod fanout;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use sluice_api::{Lsn, Sink};
+use sluice_source_postgres::source::{self, BatchLimits, SourceContext};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::checkpoint::{Ack, AckTracker};
+use crate::config::Config;
+use crate::delivery::drive_sink;
+
+/// Retry backoff of sink writes: first wait and ceiling.
+const SINK_RETRY: (Duration, Duration) = (Duration::from_millis(200), Duration::from_secs(30));
+
+/// Batches waiting between the source and the fan-out. Small: the sinks' queues hold the
+/// in-flight work, this only decouples decoding from distribution.
+const SOURCE_QUEUE_BATCHES: usize = 2;
+
+/// A sink with its name, ready to be driven.
+pub struct NamedSink {
+    pub name: String,
+    pub sink: Box<dyn Sink>,
+}
+
+/// A pipeline running in the background.
+pub struct RunningPipeline {
+    stop: CancellationToken,
+    abort: CancellationToken,
+    confirmed: watch::Receiver<Lsn>,
+    source: JoinHandle<anyhow::Result<()>>,
+    drivers: Vec<JoinHandle<anyhow::Result<()>>>,
+    fanout: JoinHandle<()>,
+    checkpoint: JoinHandle<()>,
+}
+
+impl RunningPipeline {
+    /// The LSN every sink has durably taken (and that is confirmed to PostgreSQL).
+    pub fn confirmed_lsn(&self) -> Lsn {
+        *self.confirmed.borrow()
+    }
+
+    /// A receiver that sees every change of the confirmed LSN.
+    pub fn confirmed_watch(&self) -> watch::Receiver<Lsn> {
+        self.confirmed.clone()
+    }
+
+    /// Drain in-flight batches, confirm what every sink took, stop the source, and return the
+    /// first error any stage met.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        self.stop.cancel();
+        self.join().await
+    }
+
+    /// Wait until the pipeline stops by itself (a fatal error) or is stopped via the token.
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.join().await
+    }
+
+    /// A token that stops the pipeline in order when cancelled.
+    pub fn stop_token(&self) -> CancellationToken {
+        self.stop.clone()
+    }
+
+    async fn join(self) -> anyhow::Result<()> {
+        let mut first_error: Option<anyhow::Error> = None;
+        let mut record = |result: anyhow::Result<()>| {
+            if let Err(e) = result {
+                if first_error.is_none() {
+                    first_error = Some(e);
+                }
+            }
+        };
+        record(self.source.await.context("source task panicked").and_then(|r| r));
+        for driver in self.drivers {
+            record(driver.await.context("sink task panicked").and_then(|r| r));
+        }
+        let _ = self.fanout.await;
+        let _ = self.checkpoint.await;
+        self.abort.cancel();
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+/// Start the pipeline with the configured sinks plus `extra_sinks` (tests, benchmarks).
+pub async fn start(config: Config, extra_sinks: Vec<NamedSink>) -> anyhow::Result<RunningPipeline> {
+    let mut sinks = Vec::new();
+    let context = crate::catalog::SinkContext {
+        pipeline: config.pipeline.name.clone(),
+        database: config.source.connection.dbname.clone(),
+    };
+    for spec in &config.sinks {
+        let sink = crate::catalog::build_sink(&spec.config, &context)
+            .await
+            .with_context(|| format!("starting sink {:?}", spec.name))?;
+        sinks.push(NamedSink { name: spec.name.clone(), sink });
+    }
+    sinks.extend(extra_sinks);
+    anyhow::ensure!(!sinks.is_empty(), "a pipeline needs at least one sink");
+
+    let stop = CancellationToken::new();
+    let abort = CancellationToken::new();
+    let (confirmed_tx, confirmed_rx) = watch::channel(Lsn::ZERO);
+    let (ack_tx, ack_rx) = mpsc::unbounded_channel::<Ack>();
+    let (batch_tx, batch_rx) = mpsc::channel(SOURCE_QUEUE_BATCHES);
+
+    let mut queues = Vec::new();
+    let mut drivers = Vec::new();
+    let sink_count = sinks.len();
+    for (index, named) in sinks.into_iter().enumerate() {
+        let (tx, rx) = mpsc::channel(config.pipeline.max_in_flight_batches);
+        queues.push(tx);
+        let abort = abort.clone();
+        let acks = ack_tx.clone();
+        drivers.push(tokio::spawn(async move {
+            let result = drive_sink(index, named.name, named.sink, rx, acks, SINK_RETRY, abort.clone()).await;
+            if result.is_err() {
+                abort.cancel();
+            }
+            result.map_err(anyhow::Error::from)
+        }));
+    }
+    drop(ack_tx);
+    let fanout = tokio::spawn(fanout::run(batch_rx, queues, abort.clone()));
+    let checkpoint = tokio::spawn(checkpoint_task(ack_rx, sink_count, confirmed_tx));
+
+    let source_cfg = config.source.clone();
+    let ctx = SourceContext {
+        batches: batch_tx,
+        confirmed: confirmed_rx.clone(),
+        stop: stop.clone(),
+        abort: abort.clone(),
+        limits: BatchLimits {
+            max_events: config.pipeline.max_batch_events,
+            max_wait: config.pipeline.max_batch_wait,
+        },
+        drain_timeout: config.pipeline.shutdown_timeout,
+    };
+    let source_abort = abort.clone();
+    let source = tokio::spawn(async move {
+        let result = source::run(&source_cfg, ctx).await;
+        if result.is_err() {
+            source_abort.cancel();
+        }
+        result.map_err(anyhow::Error::from)
+    });
+    Ok(RunningPipeline { stop, abort, confirmed: confirmed_rx, source, drivers, fanout, checkpoint })
+}
+
+/// Turn acks into the confirmed LSN, in order, until every driver is gone.
+async fn checkpoint_task(
+    mut acks: mpsc::UnboundedReceiver<Ack>,
+    sink_count: usize,
+    confirmed: watch::Sender<Lsn>,
+) {
+    let mut tracker = AckTracker::new(sink_count, Lsn::ZERO);
+    while let Some(ack) = acks.recv().await {
+        if let Some(lsn) = tracker.ack(ack) {
+            tracing::trace!(%lsn, "confirmed");
+            confirmed.send_replace(lsn);
+        }
+    }
+}
+
+/// Shared by the fan-out: one batch, many sinks, no copies.
+pub(crate) type SharedBatch = Arc<sluice_api::Batch>;

@@ -1,0 +1,213 @@
+//! Support for the integration tests: throwaway servers, condition polling (the only way a test
+//! waits), replication slot probes, temporary config files, and the real `sluice` binary as a
+//! child process.
+
+// Each test module uses a different subset of these helpers and re-exports.
+#![allow(dead_code, unused_imports)]
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use sluice_api::Lsn;
+use tokio_postgres::Client;
+
+pub use sluice::embedded::{
+    PasswordEncryption, ThrowawayError, ThrowawayOptions, ThrowawayPostgres, ThrowawayUser,
+    DEFAULT_DATABASE, SUPERUSER,
+};
+
+/// How often [`wait_until`] re-checks its condition: short enough that tests finish soon after
+/// the condition holds, long enough not to load two-core CI machines.
+const POLL_INTERVAL: Duration = Duration::from_millis(20);
+
+/// Start a throwaway cluster with the standard settings.
+pub async fn start_postgres() -> ThrowawayPostgres {
+    ThrowawayPostgres::start(ThrowawayOptions::default())
+        .await
+        .expect("start a throwaway postgres")
+}
+
+/// Poll `condition` every ~20 ms until it returns true; panic naming `what` after `timeout`.
+pub async fn wait_until<F, Fut>(what: &str, timeout: Duration, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if condition().await {
+            return;
+        }
+        if Instant::now() >= deadline {
+            panic!("timed out after {timeout:?} waiting until {what}");
+        }
+        tokio::time::sleep(POLL_INTERVAL).await;
+    }
+}
+
+/// The slot's `confirmed_flush_lsn`; None if the slot does not exist or has none yet.
+pub async fn slot_confirmed_flush_lsn(client: &Client, slot: &str) -> Option<Lsn> {
+    let row = client
+        .query_opt(
+            "SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1",
+            &[&slot],
+        )
+        .await
+        .expect("query pg_replication_slots")?;
+    let text: Option<String> = row.get(0);
+    text.map(|t| t.parse().expect("postgres prints valid lsns"))
+}
+
+/// WAL bytes the slot holds back on the server (current WAL position minus `restart_lsn`);
+/// None if the slot does not exist.
+pub async fn slot_retained_wal_bytes(client: &Client, slot: &str) -> Option<i64> {
+    let row = client
+        .query_opt(
+            "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint \
+               FROM pg_replication_slots WHERE slot_name = $1",
+            &[&slot],
+        )
+        .await
+        .expect("query pg_replication_slots")?;
+    row.get(0)
+}
+
+/// The server's current WAL write position.
+pub async fn current_wal_lsn(client: &Client) -> Lsn {
+    let row = client
+        .query_one("SELECT pg_current_wal_lsn()::text", &[])
+        .await
+        .expect("pg_current_wal_lsn");
+    row.get::<_, String>(0)
+        .parse()
+        .expect("postgres prints valid lsns")
+}
+
+/// A TOML config written to a temporary file; deleted on drop.
+pub struct ConfigFile {
+    file: tempfile::NamedTempFile,
+}
+
+impl ConfigFile {
+    /// Path to pass as `--config`.
+    pub fn path(&self) -> &Path {
+        self.file.path()
+    }
+}
+
+/// Write `toml` to a temporary `.toml` file.
+pub fn write_config(toml: &str) -> ConfigFile {
+    let file = tempfile::Builder::new()
+        .prefix("sluice-")
+        .suffix(".toml")
+        .tempfile()
+        .expect("create config file");
+    std::fs::write(file.path(), toml).expect("write config file");
+    ConfigFile { file }
+}
+
+/// The built `sluice` binary running as a child process, its stdout and stderr captured to
+/// files; killed on drop.
+pub struct SluiceProcess {
+    child: tokio::process::Child,
+    pid: u32,
+    output_dir: tempfile::TempDir,
+}
+
+impl SluiceProcess {
+    /// Spawn `sluice ARGS` with extra environment variables.
+    pub fn spawn(args: &[&str], env: &[(&str, &str)]) -> SluiceProcess {
+        let output_dir = tempfile::Builder::new()
+            .prefix("sluice-out-")
+            .tempdir()
+            .expect("output dir");
+        let stdout = std::fs::File::create(output_dir.path().join("stdout")).expect("stdout file");
+        let stderr = std::fs::File::create(output_dir.path().join("stderr")).expect("stderr file");
+        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .args(args)
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(stderr)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn the sluice binary");
+        let pid = child.id().expect("a freshly spawned child has a pid");
+        SluiceProcess {
+            child,
+            pid,
+            output_dir,
+        }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Send SIGTERM (graceful shutdown: drain, confirm, exit 0).
+    pub fn terminate(&self) {
+        self.signal(libc::SIGTERM);
+    }
+
+    /// Send SIGKILL (a crash: nothing is drained).
+    pub fn kill(&self) {
+        self.signal(libc::SIGKILL);
+    }
+
+    fn signal(&self, signal: libc::c_int) {
+        let pid = libc::pid_t::try_from(self.pid).expect("pids fit in pid_t");
+        // SAFETY: kill has no memory preconditions; the pid is our own child, not yet reaped
+        // unless wait_exit returned, in which case the call fails harmlessly with ESRCH.
+        unsafe {
+            libc::kill(pid, signal);
+        }
+    }
+
+    /// Wait for the process to exit; panic (with its stderr) after `timeout`.
+    pub async fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        match tokio::time::timeout(timeout, self.child.wait()).await {
+            Ok(status) => status.expect("wait for sluice"),
+            Err(_) => panic!(
+                "sluice did not exit within {timeout:?}; stderr:\n{}",
+                self.stderr()
+            ),
+        }
+    }
+
+    /// Everything written to stdout so far.
+    pub fn stdout(&self) -> String {
+        std::fs::read_to_string(self.stdout_path()).unwrap_or_default()
+    }
+
+    /// Everything written to stderr so far.
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(self.stderr_path()).unwrap_or_default()
+    }
+
+    /// The file capturing stdout.
+    pub fn stdout_path(&self) -> PathBuf {
+        self.output_dir.path().join("stdout")
+    }
+
+    /// The file capturing stderr.
+    pub fn stderr_path(&self) -> PathBuf {
+        self.output_dir.path().join("stderr")
+    }
+
+    /// Peak resident memory so far (VmHWM), in KiB.
+    pub fn peak_rss_kib(&self) -> Option<u64> {
+        peak_rss_kib(self.pid)
+    }
+}
+
+/// Peak resident set size (VmHWM) of a live process, in KiB; None once it has exited.
+pub fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+}
