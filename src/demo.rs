@@ -126,7 +126,7 @@ async fn write_changes(pg: &ThrowawayPostgres) -> anyhow::Result<sluice_api::Lsn
             .with_context(|| format!("running {sql}"))?;
     }
     let row = client
-        .query_one("SELECT pg_current_wal_lsn()::text", &[])
+        .query_one("SELECT pg_current_wal_insert_lsn()::text", &[])
         .await?;
     let text: String = row.get(0);
     text.parse().context("reading the server's wal position")

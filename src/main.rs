@@ -108,7 +108,7 @@ fn check(path: &Path) -> u8 {
                 items: vec![CheckItem {
                     name: "connection".to_owned(),
                     status: CheckStatus::Fail,
-                    detail: format!("{}: {e}", source.connection.redacted()),
+                    detail: format!("{}: {}", source.connection.redacted(), error_chain(&e)),
                     fix: Some(
                         "check host, port, user, password and the server's pg_hba.conf".to_owned(),
                     ),
@@ -164,6 +164,21 @@ fn init_tracing(log: &LogConfig) {
         LogFormat::Human => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
     };
+}
+
+/// An error and its sources, joined by `: ` (the driver's top-level message alone says little).
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let shown = cause.to_string();
+        if !text.ends_with(&shown) {
+            text.push_str(": ");
+            text.push_str(&shown);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 fn print_error_chain(error: &anyhow::Error) {

@@ -187,7 +187,7 @@ async fn row_changes_arrive_in_commit_order_with_before_images_by_replica_identi
     ] {
         client.batch_execute(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
-    let events = harness::wait_events(&handle, 10).await;
+    let events = harness::wait_events(&handle, 9).await;
     pipeline.shutdown().await.unwrap();
 
     let order: Vec<(String, &str)> = summary(&events).into_iter().map(|(t, op, _)| (t, op)).collect();
@@ -234,5 +234,6 @@ async fn row_changes_arrive_in_commit_order_with_before_images_by_replica_identi
 
     // Under REPLICA IDENTITY NOTHING the server itself refuses updates of a published table.
     let err = client.batch_execute("UPDATE t_nothing SET v = 'b'").await.unwrap_err();
-    assert!(err.to_string().contains("replica identity"), "{err}");
+    let message = err.as_db_error().map(|e| e.message().to_string()).unwrap_or_default();
+    assert!(message.contains("replica identity"), "{err:?}");
 }

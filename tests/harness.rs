@@ -51,7 +51,9 @@ pub fn config(pg: &ThrowawayPostgres, tables: &[&str], extra_source: &str) -> Co
 }
 
 /// Start a pipeline with one retaining memory sink besides the configured null sink.
+/// `RUST_LOG` shows the pipeline's logs in the test output.
 pub async fn start(config: Config) -> (RunningPipeline, MemorySinkHandle) {
+    let _ = tracing_subscriber::fmt().with_test_writer().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).try_init();
     let (sink, handle) = MemorySink::new(&MemorySinkConfig { retain: true });
     let pipeline = sluice::runtime::start(config, vec![NamedSink { name: "memory".into(), sink: Box::new(sink) }])
         .await

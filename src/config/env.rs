@@ -194,7 +194,7 @@ mod tests {
         let problems = apply_overrides(
             &mut doc,
             vars(&[
-                ("SLUICE__PIPELINE___NAME", "y"),
+                ("SLUICE__PIPELINE____NAME", "y"),
                 ("SLUICE__PIPELINE__NAME__X", "y"),
             ]),
         );

@@ -203,7 +203,8 @@ fn parse_document(text: &str) -> Result<Table, SyntaxError> {
         SyntaxError {
             line,
             column,
-            message: e.message().trim().to_owned(),
+            // toml puts its "expected ..." hint on a second line: keep one problem per line.
+            message: e.message().trim().replace('\n', "; "),
         }
     })
 }

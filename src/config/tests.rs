@@ -152,7 +152,10 @@ fn the_environment_overrides_the_password_and_a_sink_path() {
         panic!("not a file sink")
     };
     // The target type is not re-exported by the file sink crate: compare its Debug form.
-    assert!(format!("{:?}", file.target).contains("\"/data/out.jsonl\""), "{file:?}");
+    assert!(
+        format!("{:?}", file.target).contains("\"/data/out.jsonl\""),
+        "{file:?}"
+    );
     assert!(!file.fsync);
 }
 

@@ -74,10 +74,12 @@ pub async fn slot_retained_wal_bytes(client: &Client, slot: &str) -> Option<i64>
     row.get(0)
 }
 
-/// The server's current WAL write position.
+/// The server's current WAL insert position: the end of everything committed so far. (Not
+/// `pg_current_wal_lsn()`, the write position, which lags behind commits made with
+/// `synchronous_commit = off` until the WAL writer catches up.)
 pub async fn current_wal_lsn(client: &Client) -> Lsn {
     let row = client
-        .query_one("SELECT pg_current_wal_lsn()::text", &[])
+        .query_one("SELECT pg_current_wal_insert_lsn()::text", &[])
         .await
         .expect("pg_current_wal_lsn");
     row.get::<_, String>(0)

@@ -116,12 +116,13 @@ impl fmt::Display for CheckReport {
                 writeln!(f, "       fix: {fix}")?;
             }
         }
+        let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
         write!(
             f,
-            "{} ok, {} warnings, {} failures",
+            "{} ok, {}, {}",
             self.count(CheckStatus::Ok),
-            self.count(CheckStatus::Warn),
-            self.count(CheckStatus::Fail)
+            plural(self.count(CheckStatus::Warn), "warning"),
+            plural(self.count(CheckStatus::Fail), "failure")
         )
     }
 }

@@ -597,4 +597,79 @@ mod tests {
         assert_eq!(&got[22..30], &3u64.to_be_bytes());
         assert_eq!(got[38], 0);
     }
+
+    /// Against a real server (`SLUICE_TEST_REPLICATION_URL`, a superuser or replication role on
+    /// a `wal_level=logical` cluster): slot creation with an exported snapshot, streaming an
+    /// insert and a logical message, status updates, orderly shutdown, slot removal.
+    #[tokio::test]
+    #[ignore = "needs a PostgreSQL server: set SLUICE_TEST_REPLICATION_URL"]
+    async fn a_real_server_streams_an_insert_after_the_slot_is_created() {
+        let Ok(url) = std::env::var("SLUICE_TEST_REPLICATION_URL") else {
+            return;
+        };
+        let cfg = ConnectionConfig::parse(&url).unwrap();
+        let sql = cfg.connect_sql().await.unwrap();
+        sql.batch_execute(
+            "DROP TABLE IF EXISTS sluice_client_check; CREATE TABLE sluice_client_check (id int PRIMARY KEY);
+             DROP PUBLICATION IF EXISTS sluice_client_check; CREATE PUBLICATION sluice_client_check FOR TABLE sluice_client_check;",
+        )
+        .await
+        .unwrap();
+        let mut client = ReplicationClient::connect(&cfg).await.unwrap();
+        // A slot left behind by an interrupted run.
+        let _ = client
+            .simple_query("DROP_REPLICATION_SLOT \"sluice_client_check\"")
+            .await;
+        let system = client.identify_system().await.unwrap();
+        assert_eq!(system.dbname.as_deref(), Some(cfg.dbname.as_str()));
+        let slot = client
+            .create_slot("sluice_client_check", true)
+            .await
+            .unwrap();
+        assert!(slot.consistent_point >= system.xlogpos);
+        let snapshot = slot.snapshot_name.clone().unwrap();
+        // Each statement its own transaction, so the stream order is fixed.
+        for statement in [
+            format!("BEGIN ISOLATION LEVEL REPEATABLE READ; SET TRANSACTION SNAPSHOT '{snapshot}'; COMMIT"),
+            "INSERT INTO sluice_client_check VALUES (1)".to_owned(),
+            "SELECT pg_logical_emit_message(false, 'sluice_client_check', 'hello')".to_owned(),
+        ] {
+            sql.batch_execute(&statement).await.unwrap();
+        }
+        let mut stream = client
+            .start_replication(&StartOptions {
+                slot: slot.slot_name.clone(),
+                publication: "sluice_client_check".into(),
+                start_lsn: slot.consistent_point,
+                proto_version: 2,
+                streaming: true,
+                messages: true,
+            })
+            .await
+            .unwrap();
+        let mut tags = Vec::new();
+        while !tags.contains(&b'M') {
+            match stream.recv().await.unwrap().unwrap() {
+                ReplicationMessage::XLogData { data, .. } => tags.push(data[0]),
+                ReplicationMessage::Keepalive { wal_end, .. } => stream
+                    .send_status(wal_end, wal_end, wal_end, false)
+                    .await
+                    .unwrap(),
+            }
+        }
+        assert_eq!(String::from_utf8_lossy(&tags), "BRICM");
+        stream.shutdown().await.unwrap();
+        let mut client = ReplicationClient::connect(&cfg).await.unwrap();
+        client
+            .simple_query("DROP_REPLICATION_SLOT \"sluice_client_check\"")
+            .await
+            .unwrap();
+        let err = client
+            .simple_query("DROP_REPLICATION_SLOT \"sluice_client_check\"")
+            .await;
+        assert!(matches!(err, Err(SourceError::Server { ref code, .. }) if code == "42704"));
+        sql.batch_execute("DROP PUBLICATION sluice_client_check; DROP TABLE sluice_client_check")
+            .await
+            .unwrap();
+    }
 }

@@ -9,7 +9,7 @@ pub mod connection;
 pub mod decoder;
 pub mod error;
 pub mod pgoutput;
-// pub mod source; (enabled once client and decoder land)
+pub mod source;
 pub mod spill;
 pub mod tls;
 pub mod types;

@@ -138,7 +138,13 @@ impl<'a> Session<'a> {
         if let Some(task) = heartbeat {
             task.abort();
         }
-        result
+        result?;
+        // Orderly end of the copy; the position is already reported, so a failure here loses
+        // nothing.
+        if let Err(error) = session.stream.shutdown().await {
+            tracing::debug!(%error, "ending the replication stream");
+        }
+        Ok(())
     }
 
     async fn stream_loop(&mut self, backoff: &mut Backoff) -> Result<(), SourceError> {
@@ -182,7 +188,8 @@ impl<'a> Session<'a> {
         let unknown = self.decoder.take_unknown_type_oids();
         if !unknown.is_empty() {
             tracing::debug!(?unknown, "reloading the type catalog for new types");
-            *self.decoder.catalog_mut() = TypeCatalog::load(&self.sql).await?;
+            let catalog = TypeCatalog::load(&self.sql).await?;
+            self.decoder.replace_catalog(catalog);
         }
         match decoded {
             Decoded::StreamCommitted => {
@@ -198,12 +205,13 @@ impl<'a> Session<'a> {
     async fn accept(&mut self, decoded: Decoded) -> Result<(), SourceError> {
         let full = match decoded {
             Decoded::Nothing | Decoded::StreamCommitted => false,
-            Decoded::Event(event) => {
-                let included = event
-                    .table
-                    .as_deref()
-                    .is_none_or(|t| crate::config::table_included(&self.cfg.tables, &t.schema, &t.name));
-                included && self.batcher.push(event)
+            Decoded::Event(event) => self.push_row_event(event),
+            Decoded::Events(events) => {
+                let mut full = false;
+                for event in events {
+                    full |= self.push_row_event(event);
+                }
+                full
             }
             Decoded::Message(event) => {
                 let heartbeat =
@@ -216,6 +224,16 @@ impl<'a> Session<'a> {
             self.send_batch().await?;
         }
         Ok(())
+    }
+
+    /// Add a row event of an included table; true when the batch is full. Publications that
+    /// cover more tables than the include list (all tables, or shared) are filtered here.
+    fn push_row_event(&mut self, event: sluice_api::ChangeEvent) -> bool {
+        let included = event
+            .table
+            .as_deref()
+            .is_none_or(|t| crate::config::table_included(&self.cfg.tables, &t.schema, &t.name));
+        included && self.batcher.push(event)
     }
 
     /// Hand the current batch to the pipeline, waiting while it is full but still confirming
@@ -258,6 +276,7 @@ impl<'a> Session<'a> {
     async fn send_status(&mut self) -> Result<(), SourceError> {
         self.ctx.confirmed.mark_unchanged();
         let flush = self.flush_position();
+        tracing::trace!(%flush, "status update");
         self.stream.send_status(flush, flush, flush, false).await?;
         self.last_status = Instant::now();
         self.status_due = false;

@@ -179,7 +179,15 @@ where
     TlsConnector::from(config)
         .connect(name, stream)
         .await
-        .map_err(|e| SourceError::Tls(format!("handshake with {} failed: {e}", cfg.host)))
+        .map_err(|e| {
+            // rustls reports certificate and protocol failures as InvalidData; anything else
+            // is the connection itself failing, which a reconnect may cure.
+            if e.kind() == io::ErrorKind::InvalidData {
+                SourceError::Tls(format!("handshake with {} failed: {e}", cfg.host))
+            } else {
+                SourceError::Io(e)
+            }
+        })
 }
 
 /// Accepts any certificate chain but still checks the handshake signatures, so the peer at

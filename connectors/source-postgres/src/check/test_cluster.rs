@@ -59,9 +59,9 @@ impl TestCluster {
             .arg("-l")
             .arg(&log)
             .args(["-w", "start"])
-            .status()
+            .output()
             .expect("run pg_ctl");
-        if !started.success() {
+        if !started.status.success() {
             let text = std::fs::read_to_string(&log).unwrap_or_default();
             panic!("postgres did not start:\n{text}");
         }
@@ -96,7 +96,7 @@ impl Drop for TestCluster {
             .arg("-D")
             .arg(self.data())
             .args(["-m", "immediate", "-w", "stop"])
-            .status();
+            .output();
     }
 }
 

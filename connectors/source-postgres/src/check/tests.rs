@@ -200,7 +200,7 @@ fn the_report_ends_with_a_summary() {
     assert_eq!(
         report.to_string(),
         "[  ok] a: fine\n[warn] b: meh\n       fix: do x\n[FAIL] c: bad\n       fix: do y\n\
-         1 ok, 1 warnings, 1 failures"
+         1 ok, 1 warning, 1 failure"
     );
 }
 
