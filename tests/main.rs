@@ -1,5 +1,6 @@
 //! The integration tests: one binary, real PostgreSQL clusters started per test.
 
+mod auth;
 mod capture;
 mod daemon;
 mod delivery;

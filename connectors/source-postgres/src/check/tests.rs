@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use super::test_cluster::TestCluster;
 use super::*;
-use crate::config::SnapshotMode;
+use crate::config::{PublicationAutocreate, SnapshotMode};
 use crate::{ConnectionConfig, SslMode};
 
 fn source_config(cluster: &TestCluster, user: &str, slot: &str) -> PostgresSourceConfig {
@@ -211,6 +211,6 @@ fn long_table_lists_are_cut_with_a_count() {
         listed(names),
         "t0, t1, t2, t3, t4, t5, t6, t7, t8, t9 and 2 more"
     );
-    assert_eq!(human_bytes(512), "512 B");
-    assert_eq!(human_bytes(3 * 1024 * 1024), "3.0 MiB");
+    assert_eq!(slot::human_bytes(512), "512 B");
+    assert_eq!(slot::human_bytes(3 * 1024 * 1024), "3.0 MiB");
 }
