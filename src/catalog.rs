@@ -41,13 +41,15 @@ pub fn validate_sink(
     let value = toml::Value::Table(table);
     match kind {
         #[cfg(feature = "sink-file")]
-        "file" => sluice_api::from_toml::<sluice_sink_file::RawFileSinkConfig>(value, prefix)?
-            .validate(prefix)
-            .map(SinkConfig::File),
+        "file" => validate_with::<sluice_sink_file::RawFileSinkConfig, _>(value, prefix, |raw| {
+            raw.validate(prefix).map(SinkConfig::File)
+        }),
         #[cfg(feature = "sink-memory")]
-        "memory" => sluice_api::from_toml::<sluice_sink_memory::RawMemorySinkConfig>(value, prefix)?
-            .validate(prefix)
-            .map(SinkConfig::Memory),
+        "memory" => {
+            validate_with::<sluice_sink_memory::RawMemorySinkConfig, _>(value, prefix, |raw| {
+                raw.validate(prefix).map(SinkConfig::Memory)
+            })
+        }
         other => Err(vec![ConfigProblem {
             key: format!("{prefix}.type"),
             message: format!(
@@ -58,8 +60,35 @@ pub fn validate_sink(
     }
 }
 
+/// Parse a connector's raw keys and validate them, reporting the problems of both steps: an
+/// unknown key does not hide a missing one. A key already reported by parsing is not reported
+/// again by validation.
+#[allow(dead_code)] // unused when a build has no sink features
+fn validate_with<R: serde::de::DeserializeOwned + Default, C>(
+    value: toml::Value,
+    prefix: &str,
+    validate: impl FnOnce(R) -> Result<C, Vec<ConfigProblem>>,
+) -> Result<C, Vec<ConfigProblem>> {
+    let (raw, mut problems) = sluice_api::from_toml_partial::<R>(value, prefix);
+    match validate(raw.unwrap_or_default()) {
+        Ok(config) if problems.is_empty() => Ok(config),
+        Ok(_) => Err(problems),
+        Err(found) => {
+            for problem in found {
+                if !problems.iter().any(|p| p.key == problem.key) {
+                    problems.push(problem);
+                }
+            }
+            Err(problems)
+        }
+    }
+}
+
 /// Build a sink from its validated settings.
-pub async fn build_sink(config: &SinkConfig, context: &SinkContext) -> anyhow::Result<Box<dyn Sink>> {
+pub async fn build_sink(
+    config: &SinkConfig,
+    context: &SinkContext,
+) -> anyhow::Result<Box<dyn Sink>> {
     let _ = context;
     Ok(match config {
         #[cfg(feature = "sink-file")]
@@ -83,7 +112,11 @@ mod tests {
     fn an_unknown_sink_type_names_the_supported_ones() {
         let problems = validate_sink("carrier-pigeon", toml::Table::new(), "sink[0]").unwrap_err();
         assert_eq!(problems[0].key, "sink[0].type");
-        assert!(problems[0].message.contains("file"), "{}", problems[0].message);
+        assert!(
+            problems[0].message.contains("file"),
+            "{}",
+            problems[0].message
+        );
     }
 
     #[test]
@@ -94,5 +127,10 @@ mod tests {
         let problems = validate_sink("file", table, "sink[1]").unwrap_err();
         let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
         assert!(keys.contains(&"sink[1].colour"), "{keys:?}");
+        assert!(keys.contains(&"sink[1].fsync"), "{keys:?}");
+        assert!(
+            keys.contains(&"sink[1].path"),
+            "an unknown key does not hide a missing one: {keys:?}"
+        );
     }
 }

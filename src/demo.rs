@@ -73,6 +73,10 @@ pub async fn run_demo() -> anyhow::Result<()> {
     let pipeline = runtime::start(config, Vec::new())
         .await
         .context("starting the demo pipeline")?;
+    if !pipeline.wait_streaming(CONFIRM_TIMEOUT).await {
+        let error = pipeline.shutdown().await.err();
+        anyhow::bail!("the demo pipeline did not start streaming: {error:?}");
+    }
     eprintln!(
         "demo: capturing public.orders on port {}; writing 5 changes",
         pg.port()

@@ -41,6 +41,9 @@ enum Command {
         #[arg(long, short, value_name = "FILE")]
         config: PathBuf,
     },
+    /// Start a throwaway PostgreSQL, capture a sample table, make a few changes and print
+    /// their events as JSON lines (needs PostgreSQL's server binaries, not a running server).
+    Demo,
 }
 
 fn main() -> ExitCode {
@@ -48,6 +51,7 @@ fn main() -> ExitCode {
     let code = match cli.command {
         Command::Run { config } => run(&config),
         Command::Check { config } => check(&config),
+        Command::Demo => demo(),
     };
     ExitCode::from(code)
 }
@@ -71,6 +75,33 @@ fn run(path: &Path) -> u8 {
         Ok(()) => EXIT_OK,
         Err(error) => {
             tracing::error!(error = %format!("{error:#}"), "pipeline failed");
+            print_error_chain(&error);
+            EXIT_RUNTIME
+        }
+    }
+}
+
+fn demo() -> u8 {
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .try_init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return EXIT_RUNTIME;
+        }
+    };
+    match runtime.block_on(sluice::demo::run_demo()) {
+        Ok(()) => EXIT_OK,
+        Err(error) => {
             print_error_chain(&error);
             EXIT_RUNTIME
         }

@@ -9,12 +9,17 @@ use std::time::Duration;
 use sluice::config::Config;
 
 use crate::harness;
-use crate::support::{PasswordEncryption, ThrowawayOptions, ThrowawayPostgres, ThrowawayUser, DEFAULT_DATABASE};
+use crate::support::{
+    PasswordEncryption, ThrowawayOptions, ThrowawayPostgres, ThrowawayUser, DEFAULT_DATABASE,
+};
 
 const PASSWORD: &str = "s3cret-pässword";
 
 fn user(name: &str, encryption: PasswordEncryption) -> ThrowawayUser {
-    ThrowawayUser::new(name).with_password(PASSWORD, encryption).replication().superuser()
+    ThrowawayUser::new(name)
+        .with_password(PASSWORD, encryption)
+        .replication()
+        .superuser()
 }
 
 fn password_hba(user: &str, method: &str) -> Vec<String> {
@@ -26,8 +31,12 @@ fn password_hba(user: &str, method: &str) -> Vec<String> {
 
 /// A test config connecting as `user`, its password given through the environment.
 fn config_as(pg: &ThrowawayPostgres, user: &str, query: &str, password: &str) -> Config {
-    let url = format!("postgres://{user}@127.0.0.1:{}/{DEFAULT_DATABASE}?{query}", pg.port());
-    let text = harness::config_toml(pg, &["public.items"], "").replace(&pg.url(crate::support::SUPERUSER, DEFAULT_DATABASE), &url);
+    let url = format!(
+        "postgres://{user}@127.0.0.1:{}/{DEFAULT_DATABASE}?{query}",
+        pg.port()
+    );
+    let text = harness::config_toml(pg, &["public.items"], "")
+        .replace(&pg.url(crate::support::SUPERUSER, DEFAULT_DATABASE), &url);
     let env = vec![("SLUICE__SOURCE__PASSWORD".to_string(), password.to_string())];
     Config::from_toml_str(&text, env).unwrap_or_else(|p| panic!("{p}"))
 }
@@ -36,11 +45,18 @@ fn config_as(pg: &ThrowawayPostgres, user: &str, query: &str, password: &str) ->
 async fn streams_a_row(pg: &ThrowawayPostgres, config: Config, id: i32) {
     let (pipeline, handle) = harness::start(config).await;
     harness::wait_streaming(pg).await;
-    pg.execute(&format!("INSERT INTO items VALUES ({id})")).await.unwrap();
+    pg.execute(&format!("INSERT INTO items VALUES ({id})"))
+        .await
+        .unwrap();
     let events = harness::wait_events(&handle, 1).await;
     assert_eq!(harness::id_of(&events[0]), Some(i64::from(id)));
     pipeline.shutdown().await.unwrap();
-    pg.execute(&format!("SELECT pg_drop_replication_slot('{}')", harness::SLOT)).await.unwrap();
+    pg.execute(&format!(
+        "SELECT pg_drop_replication_slot('{}')",
+        harness::SLOT
+    ))
+    .await
+    .unwrap();
 }
 
 #[tokio::test]
@@ -49,13 +65,28 @@ async fn scram_and_md5_password_users_stream_changes() {
     hba.extend(password_hba("md5_user", "md5"));
     let options = ThrowawayOptions {
         extra_hba: hba,
-        users: vec![user("scram_user", PasswordEncryption::Scram), user("md5_user", PasswordEncryption::Md5)],
+        users: vec![
+            user("scram_user", PasswordEncryption::Scram),
+            user("md5_user", PasswordEncryption::Md5),
+        ],
         ..ThrowawayOptions::default()
     };
     let pg = ThrowawayPostgres::start(options).await.unwrap();
-    pg.execute("CREATE TABLE items (id int PRIMARY KEY)").await.unwrap();
-    streams_a_row(&pg, config_as(&pg, "scram_user", "sslmode=disable", PASSWORD), 1).await;
-    streams_a_row(&pg, config_as(&pg, "md5_user", "sslmode=disable", PASSWORD), 2).await;
+    pg.execute("CREATE TABLE items (id int PRIMARY KEY)")
+        .await
+        .unwrap();
+    streams_a_row(
+        &pg,
+        config_as(&pg, "scram_user", "sslmode=disable", PASSWORD),
+        1,
+    )
+    .await;
+    streams_a_row(
+        &pg,
+        config_as(&pg, "md5_user", "sslmode=disable", PASSWORD),
+        2,
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -66,19 +97,37 @@ async fn a_wrong_password_stops_the_pipeline_without_showing_the_password() {
         ..ThrowawayOptions::default()
     };
     let pg = ThrowawayPostgres::start(options).await.unwrap();
-    pg.execute("CREATE TABLE items (id int PRIMARY KEY)").await.unwrap();
+    pg.execute("CREATE TABLE items (id int PRIMARY KEY)")
+        .await
+        .unwrap();
     let wrong = "not-the-password-42";
-    let (pipeline, _handle) = harness::start(config_as(&pg, "scram_user", "sslmode=disable", wrong)).await;
-    let result = tokio::time::timeout(Duration::from_secs(30), pipeline.wait()).await.expect("the pipeline stops");
+    let (pipeline, _handle) =
+        harness::start(config_as(&pg, "scram_user", "sslmode=disable", wrong)).await;
+    let result = tokio::time::timeout(Duration::from_secs(30), pipeline.wait())
+        .await
+        .expect("the pipeline stops");
     let error = format!("{:#}", result.expect_err("authentication fails"));
-    assert!(error.contains("28P01") || error.contains("password"), "{error}");
+    assert!(
+        error.contains("28P01") || error.contains("password"),
+        "{error}"
+    );
     assert!(!error.contains(wrong), "the password leaked into: {error}");
 }
 
 /// A self-signed certificate for 127.0.0.1, readable by the server's OS user.
 fn make_certificate(dir: &Path) {
     let status = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"])
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+        ])
         .args(["-addext", "subjectAltName=IP:127.0.0.1"])
         .arg("-keyout")
         .arg(dir.join("server.key"))
@@ -86,11 +135,20 @@ fn make_certificate(dir: &Path) {
         .arg(dir.join("server.crt"))
         .output()
         .expect("run openssl");
-    assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
     // The server refuses a key others can read; as root the server runs as `postgres`.
     let chown = |path: &Path| {
         if unsafe { libc::geteuid() } == 0 {
-            let ok = Command::new("chown").arg("postgres").arg(path).status().expect("chown").success();
+            let ok = Command::new("chown")
+                .arg("postgres")
+                .arg(path)
+                .status()
+                .expect("chown")
+                .success();
             assert!(ok, "chown {}", path.display());
         }
     };
@@ -98,7 +156,11 @@ fn make_certificate(dir: &Path) {
     for file in ["server.key", "server.crt"] {
         chown(&dir.join(file));
     }
-    std::fs::set_permissions(dir.join("server.key"), std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    std::fs::set_permissions(
+        dir.join("server.key"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
     std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
 }
 
@@ -109,8 +171,14 @@ async fn tls_require_and_verify_full_stream_changes() {
     let options = ThrowawayOptions {
         extra_conf: vec![
             "ssl = on".into(),
-            format!("ssl_cert_file = '{}'", certs.path().join("server.crt").display()),
-            format!("ssl_key_file = '{}'", certs.path().join("server.key").display()),
+            format!(
+                "ssl_cert_file = '{}'",
+                certs.path().join("server.crt").display()
+            ),
+            format!(
+                "ssl_key_file = '{}'",
+                certs.path().join("server.key").display()
+            ),
         ],
         // Password users must come over TLS: `hostssl` refuses plain connections.
         extra_hba: vec![
@@ -122,10 +190,22 @@ async fn tls_require_and_verify_full_stream_changes() {
         users: vec![user("tls_user", PasswordEncryption::Scram)],
     };
     let pg = ThrowawayPostgres::start(options).await.unwrap();
-    pg.execute("CREATE TABLE items (id int PRIMARY KEY)").await.unwrap();
-    streams_a_row(&pg, config_as(&pg, "tls_user", "sslmode=require", PASSWORD), 1).await;
+    pg.execute("CREATE TABLE items (id int PRIMARY KEY)")
+        .await
+        .unwrap();
+    streams_a_row(
+        &pg,
+        config_as(&pg, "tls_user", "sslmode=require", PASSWORD),
+        1,
+    )
+    .await;
     let root = certs.path().join("server.crt");
     let verify = format!("sslmode=verify-full&sslrootcert={}", root.display());
     streams_a_row(&pg, config_as(&pg, "tls_user", &verify, PASSWORD), 2).await;
-    streams_a_row(&pg, config_as(&pg, "tls_user", "sslmode=prefer", PASSWORD), 3).await;
+    streams_a_row(
+        &pg,
+        config_as(&pg, "tls_user", "sslmode=prefer", PASSWORD),
+        3,
+    )
+    .await;
 }

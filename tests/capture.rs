@@ -11,7 +11,11 @@ const LEAP_DAY: i32 = 19_782;
 
 fn column<'a>(event: &'a sluice_api::ChangeEvent, row: &'a [Value], name: &str) -> &'a Value {
     let table = event.table.as_ref().expect("a row event has a table");
-    let index = table.columns.iter().position(|c| c.name == name).unwrap_or_else(|| panic!("no column {name}"));
+    let index = table
+        .columns
+        .iter()
+        .position(|c| c.name == name)
+        .unwrap_or_else(|| panic!("no column {name}"));
     &row[index]
 }
 
@@ -70,42 +74,96 @@ async fn every_builtin_type_arrives_typed_and_unknown_types_as_text() {
     assert_eq!(col("c_int8"), &Value::Int64(i64::MIN));
     assert_eq!(col("c_float4"), &Value::Float32(1.5));
     assert!(matches!(col("c_float8"), Value::Float64(v) if v.is_nan()));
-    assert_eq!(col("c_numeric"), &Value::Numeric(Numeric::Value(Decimal::parse("123456789.123").unwrap())));
+    assert_eq!(
+        col("c_numeric"),
+        &Value::Numeric(Numeric::Value(Decimal::parse("123456789.123").unwrap()))
+    );
     assert_eq!(col("c_numeric_free"), &Value::Numeric(Numeric::NaN));
     assert_eq!(col("c_text"), &Value::Text("héllo".into()));
     assert_eq!(col("c_varchar"), &Value::Text("varchar".into()));
-    assert_eq!(col("c_char"), &Value::Text("ab ".into()), "char(n) keeps its padding");
+    assert_eq!(
+        col("c_char"),
+        &Value::Text("ab ".into()),
+        "char(n) keeps its padding"
+    );
     assert_eq!(col("c_name"), &Value::Text("a_name".into()));
     assert_eq!(col("c_bytea"), &Value::Bytes(vec![0xde, 0xad, 0xbe, 0xef]));
     assert_eq!(col("c_date"), &Value::Date(Infinite::Finite(LEAP_DAY)));
-    assert_eq!(col("c_time"), &Value::Time(ts_micros - i64::from(LEAP_DAY) * DAY_US));
-    assert_eq!(col("c_timetz"), &Value::TimeTz { micros: 45_296_000_000, offset_seconds: 7200 });
+    assert_eq!(
+        col("c_time"),
+        &Value::Time(ts_micros - i64::from(LEAP_DAY) * DAY_US)
+    );
+    assert_eq!(
+        col("c_timetz"),
+        &Value::TimeTz {
+            micros: 45_296_000_000,
+            offset_seconds: 7200
+        }
+    );
     assert_eq!(col("c_ts"), &Value::Timestamp(Infinite::Finite(ts_micros)));
-    assert_eq!(col("c_tstz"), &Value::TimestampTz(Infinite::Finite(ts_micros - 2 * 3_600_000_000)));
+    assert_eq!(
+        col("c_tstz"),
+        &Value::TimestampTz(Infinite::Finite(ts_micros - 2 * 3_600_000_000))
+    );
     assert_eq!(
         col("c_interval"),
-        &Value::Interval(PgInterval { months: 14, days: 3, micros: (4 * 3600 + 5 * 60 + 6) * 1_000_000 + 500_000 })
+        &Value::Interval(PgInterval {
+            months: 14,
+            days: 3,
+            micros: (4 * 3600 + 5 * 60 + 6) * 1_000_000 + 500_000
+        })
     );
     assert_eq!(
         col("c_uuid"),
-        &Value::Uuid([0xa0, 0xee, 0xbc, 0x99, 0x9c, 0x0b, 0x4e, 0xf8, 0xbb, 0x6d, 0x6b, 0xb9, 0xbd, 0x38, 0x0a, 0x11])
+        &Value::Uuid([
+            0xa0, 0xee, 0xbc, 0x99, 0x9c, 0x0b, 0x4e, 0xf8, 0xbb, 0x6d, 0x6b, 0xb9, 0xbd, 0x38,
+            0x0a, 0x11
+        ])
     );
     assert_eq!(col("c_json"), &Value::Json(r#"{"a": 1}"#.into()));
     assert_eq!(col("c_jsonb"), &Value::Jsonb(r#"{"b": [1, 2]}"#.into()));
     assert_eq!(col("c_inet"), &Value::Inet("192.168.0.1/24".into()));
     assert_eq!(col("c_cidr"), &Value::Cidr("10.0.0.0/8".into()));
-    assert_eq!(col("c_macaddr"), &Value::MacAddr("08:00:2b:01:02:03".into()));
-    assert_eq!(col("c_bit"), &Value::Bits { len: 4, data: vec![0b1010_0000] });
-    assert_eq!(col("c_varbit"), &Value::Bits { len: 3, data: vec![0b1010_0000] });
-    assert_eq!(col("c_money"), &Value::Money(Decimal::parse("12.34").unwrap()));
+    assert_eq!(
+        col("c_macaddr"),
+        &Value::MacAddr("08:00:2b:01:02:03".into())
+    );
+    assert_eq!(
+        col("c_bit"),
+        &Value::Bits {
+            len: 4,
+            data: vec![0b1010_0000]
+        }
+    );
+    assert_eq!(
+        col("c_varbit"),
+        &Value::Bits {
+            len: 3,
+            data: vec![0b1010_0000]
+        }
+    );
+    assert_eq!(
+        col("c_money"),
+        &Value::Money(Decimal::parse("12.34").unwrap())
+    );
     assert_eq!(col("c_xml"), &Value::Xml("<a>x</a>".into()));
     assert_eq!(col("c_mood"), &Value::Enum("happy".into()));
-    assert_eq!(col("c_posint"), &Value::Int32(5), "a domain decodes as its base type");
-    assert_eq!(col("c_int_arr"), &Value::Array(vec![Value::Int32(1), Value::Null, Value::Int32(3)]));
+    assert_eq!(
+        col("c_posint"),
+        &Value::Int32(5),
+        "a domain decodes as its base type"
+    );
+    assert_eq!(
+        col("c_int_arr"),
+        &Value::Array(vec![Value::Int32(1), Value::Null, Value::Int32(3)])
+    );
     let text = |s: &str| Value::Text(s.into());
     assert_eq!(
         col("c_text_arr"),
-        &Value::Array(vec![Value::Array(vec![text("a"), text("b")]), Value::Array(vec![text("c"), text("d e")])])
+        &Value::Array(vec![
+            Value::Array(vec![text("a"), text("b")]),
+            Value::Array(vec![text("c"), text("d e")])
+        ])
     );
     assert_eq!(
         col("c_ts_arr"),
@@ -124,16 +182,42 @@ async fn every_builtin_type_arrives_typed_and_unknown_types_as_text() {
             upper_inclusive: false,
         }))
     );
-    let Value::Range(tstz) = col("c_tstzrange") else { panic!("{:?}", col("c_tstzrange")) };
-    assert_eq!(tstz.lower, Some(Value::TimestampTz(Infinite::Finite(19_723 * DAY_US))));
-    assert_eq!(tstz.upper, Some(Value::TimestampTz(Infinite::PositiveInfinity)));
-    let Value::Hstore(pairs) = col("c_hstore") else { panic!("{:?}", col("c_hstore")) };
+    let Value::Range(tstz) = col("c_tstzrange") else {
+        panic!("{:?}", col("c_tstzrange"))
+    };
+    assert_eq!(
+        tstz.lower,
+        Some(Value::TimestampTz(Infinite::Finite(19_723 * DAY_US)))
+    );
+    assert_eq!(
+        tstz.upper,
+        Some(Value::TimestampTz(Infinite::PositiveInfinity))
+    );
+    let Value::Hstore(pairs) = col("c_hstore") else {
+        panic!("{:?}", col("c_hstore"))
+    };
     let mut pairs = pairs.clone();
     pairs.sort();
-    assert_eq!(pairs, vec![("a".into(), Some("1".into())), ("b".into(), None)]);
-    assert_eq!(col("c_point"), &Value::Geometry(Geometry::Point { x: 1.5, y: 2.0 }));
-    assert_eq!(col("c_box"), &Value::Geometry(Geometry::Box([(3.0, 4.0), (1.0, 2.0)])));
-    assert_eq!(col("c_circle"), &Value::Geometry(Geometry::Circle { x: 1.0, y: 2.0, radius: 3.0 }));
+    assert_eq!(
+        pairs,
+        vec![("a".into(), Some("1".into())), ("b".into(), None)]
+    );
+    assert_eq!(
+        col("c_point"),
+        &Value::Geometry(Geometry::Point { x: 1.5, y: 2.0 })
+    );
+    assert_eq!(
+        col("c_box"),
+        &Value::Geometry(Geometry::Box([(3.0, 4.0), (1.0, 2.0)]))
+    );
+    assert_eq!(
+        col("c_circle"),
+        &Value::Geometry(Geometry::Circle {
+            x: 1.0,
+            y: 2.0,
+            radius: 3.0
+        })
+    );
     assert_eq!(
         col("c_polygon"),
         &Value::Geometry(Geometry::Polygon(vec![(0.0, 0.0), (1.0, 0.0), (1.0, 1.0)]))
@@ -143,16 +227,26 @@ async fn every_builtin_type_arrives_typed_and_unknown_types_as_text() {
         "a composite type falls back to its text: {:?}",
         col("c_pair")
     );
-    assert!(matches!(col("c_tsvector"), Value::Unknown { text, .. } if text == "'cat' 'fat'"), "{:?}", col("c_tsvector"));
+    assert!(
+        matches!(col("c_tsvector"), Value::Unknown { text, .. } if text == "'cat' 'fat'"),
+        "{:?}",
+        col("c_tsvector")
+    );
 
     let second = &events[1];
     let row = second.after.as_ref().unwrap();
     let col = |name| column(second, row, name);
     assert_eq!(col("c_float8"), &Value::Float64(f64::NEG_INFINITY));
-    assert_eq!(col("c_numeric_free"), &Value::Numeric(Numeric::PositiveInfinity));
+    assert_eq!(
+        col("c_numeric_free"),
+        &Value::Numeric(Numeric::PositiveInfinity)
+    );
     assert_eq!(col("c_date"), &Value::Date(Infinite::NegativeInfinity));
     assert_eq!(col("c_ts"), &Value::Timestamp(Infinite::PositiveInfinity));
-    assert_eq!(col("c_tstz"), &Value::TimestampTz(Infinite::NegativeInfinity));
+    assert_eq!(
+        col("c_tstz"),
+        &Value::TimestampTz(Infinite::NegativeInfinity)
+    );
     assert!(matches!(col("c_int4range"), Value::Range(r) if r.empty));
     assert_eq!(col("c_text"), &Value::Null);
     assert_eq!(col("c_int_arr"), &Value::Null);
@@ -190,7 +284,10 @@ async fn row_changes_arrive_in_commit_order_with_before_images_by_replica_identi
     let events = harness::wait_events(&handle, 9).await;
     pipeline.shutdown().await.unwrap();
 
-    let order: Vec<(String, &str)> = summary(&events).into_iter().map(|(t, op, _)| (t, op)).collect();
+    let order: Vec<(String, &str)> = summary(&events)
+        .into_iter()
+        .map(|(t, op, _)| (t, op))
+        .collect();
     let expected = [
         ("t_default", "c"),
         ("t_full", "c"),
@@ -202,8 +299,14 @@ async fn row_changes_arrive_in_commit_order_with_before_images_by_replica_identi
         ("t_default", "d"),
         ("t_default", "t"),
     ];
-    let expected: Vec<(String, &str)> = expected.iter().map(|(t, op)| (t.to_string(), *op)).collect();
-    assert_eq!(order, expected, "uncaptured t_other stays out; commit order holds");
+    let expected: Vec<(String, &str)> = expected
+        .iter()
+        .map(|(t, op)| (t.to_string(), *op))
+        .collect();
+    assert_eq!(
+        order, expected,
+        "uncaptured t_other stays out; commit order holds"
+    );
 
     let text = |s: &str| Value::Text(s.into());
     // Default identity, key unchanged: no before image; the untouched big value is marked.
@@ -211,7 +314,11 @@ async fn row_changes_arrive_in_commit_order_with_before_images_by_replica_identi
     assert_eq!(update.before, None);
     let after = update.after.as_ref().unwrap();
     assert_eq!(&after[..2], &[Value::Int32(1), text("b")]);
-    assert_eq!(after[2], Value::UnchangedToast, "an unchanged TOAST value is marked, not null");
+    assert_eq!(
+        after[2],
+        Value::UnchangedToast,
+        "an unchanged TOAST value is marked, not null"
+    );
     // Default identity, key changed: the old key only.
     let key_change = &events[4];
     assert!(key_change.before_is_key_only);
@@ -225,15 +332,29 @@ async fn row_changes_arrive_in_commit_order_with_before_images_by_replica_identi
     // Default identity delete: the key, other columns null.
     let delete = &events[7];
     assert!(delete.before_is_key_only);
-    assert_eq!(delete.before, Some(vec![Value::Int32(2), Value::Null, Value::Null]));
+    assert_eq!(
+        delete.before,
+        Some(vec![Value::Int32(2), Value::Null, Value::Null])
+    );
     // Nothing identity: inserts flow; no before image exists at all.
     assert_eq!(events[2].before, None);
     // Every event of a transaction carries its commit position and xid.
-    assert!(events.iter().all(|e| e.position.xid.is_some() && e.position.commit_lsn >= e.position.lsn));
-    assert_eq!(events[5].position.xid, events[7].position.xid, "one transaction, one xid");
+    assert!(events
+        .iter()
+        .all(|e| e.position.xid.is_some() && e.position.commit_lsn >= e.position.lsn));
+    assert_eq!(
+        events[5].position.xid, events[7].position.xid,
+        "one transaction, one xid"
+    );
 
     // Under REPLICA IDENTITY NOTHING the server itself refuses updates of a published table.
-    let err = client.batch_execute("UPDATE t_nothing SET v = 'b'").await.unwrap_err();
-    let message = err.as_db_error().map(|e| e.message().to_string()).unwrap_or_default();
+    let err = client
+        .batch_execute("UPDATE t_nothing SET v = 'b'")
+        .await
+        .unwrap_err();
+    let message = err
+        .as_db_error()
+        .map(|e| e.message().to_string())
+        .unwrap_or_default();
     assert!(message.contains("replica identity"), "{err:?}");
 }

@@ -13,22 +13,34 @@ use crate::support::{self, SluiceProcess, ThrowawayOptions, ThrowawayPostgres, D
 const WAIT: Duration = Duration::from_secs(120);
 
 /// A daemon config with a JSON-lines file sink at `events` instead of the null sink.
-fn file_sink_config(pg: &ThrowawayPostgres, events: &std::path::Path, extra_source: &str) -> String {
+fn file_sink_config(
+    pg: &ThrowawayPostgres,
+    events: &std::path::Path,
+    extra_source: &str,
+) -> String {
     harness::config_toml(pg, &["public.items"], extra_source).replace(
         "name = \"null\"\ntype = \"memory\"\nretain = false",
-        &format!("name = \"audit\"\ntype = \"file\"\npath = {:?}\nfsync = false", events.display().to_string()),
+        &format!(
+            "name = \"audit\"\ntype = \"file\"\npath = {:?}\nfsync = false",
+            events.display().to_string()
+        ),
     )
 }
 
 /// Every line of the JSON-lines file as `(id, source.lsn)`.
 fn read_events(path: &std::path::Path) -> Vec<(i64, u64)> {
-    let Ok(file) = std::fs::File::open(path) else { return Vec::new() };
+    let Ok(file) = std::fs::File::open(path) else {
+        return Vec::new();
+    };
     std::io::BufReader::new(file)
         .lines()
         .map_while(Result::ok)
         .filter_map(|line| {
             let json: serde_json::Value = serde_json::from_str(&line).ok()?;
-            Some((json["after"]["id"].as_i64()?, json["source"]["lsn"].as_u64()?))
+            Some((
+                json["after"]["id"].as_i64()?,
+                json["source"]["lsn"].as_u64()?,
+            ))
         })
         .collect()
 }
@@ -56,7 +68,8 @@ name = "a"
 type = "file"
 "#,
     );
-    let mut daemon = SluiceProcess::spawn(&["run", "--config", config.path().to_str().unwrap()], &[]);
+    let mut daemon =
+        SluiceProcess::spawn(&["run", "--config", config.path().to_str().unwrap()], &[]);
     let status = daemon.wait_exit(Duration::from_secs(30)).await;
     let stderr = daemon.stderr();
     assert_eq!(status.code(), Some(2), "{stderr}");
@@ -69,28 +82,45 @@ type = "file"
         "source.colour",
         "sink[0].path",
     ] {
-        assert!(stderr.contains(key), "no problem reported for {key}:\n{stderr}");
+        assert!(
+            stderr.contains(key),
+            "no problem reported for {key}:\n{stderr}"
+        );
     }
 }
 
 #[tokio::test]
 async fn sigterm_drains_confirms_and_exits_zero() {
     let pg = support::start_postgres().await;
-    pg.execute("CREATE TABLE items (id int PRIMARY KEY)").await.unwrap();
+    pg.execute("CREATE TABLE items (id int PRIMARY KEY)")
+        .await
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let events = dir.path().join("events.jsonl");
     let config = support::write_config(&file_sink_config(&pg, &events, ""));
-    let mut daemon = SluiceProcess::spawn(&["run", "--config", config.path().to_str().unwrap()], &[]);
+    let mut daemon =
+        SluiceProcess::spawn(&["run", "--config", config.path().to_str().unwrap()], &[]);
     harness::wait_streaming(&pg).await;
     let client = pg.client(DEFAULT_DATABASE).await.unwrap();
-    client.batch_execute("INSERT INTO items SELECT generate_series(1, 1000)").await.unwrap();
+    client
+        .batch_execute("INSERT INTO items SELECT generate_series(1, 1000)")
+        .await
+        .unwrap();
     let end = support::current_wal_lsn(&client).await;
-    support::wait_until("the daemon wrote every insert", WAIT, || async { line_count(&events) >= 1000 }).await;
+    support::wait_until("the daemon wrote every insert", WAIT, || async {
+        line_count(&events) >= 1000
+    })
+    .await;
     daemon.terminate();
     let status = daemon.wait_exit(Duration::from_secs(30)).await;
     assert!(status.success(), "{}", daemon.stderr());
-    let confirmed = support::slot_confirmed_flush_lsn(&client, SLOT).await.unwrap();
-    assert!(confirmed >= end, "confirmed {confirmed} before exit, inserts ended at {end}");
+    let confirmed = support::slot_confirmed_flush_lsn(&client, SLOT)
+        .await
+        .unwrap();
+    assert!(
+        confirmed >= end,
+        "confirmed {confirmed} before exit, inserts ended at {end}"
+    );
     let ids: Vec<i64> = read_events(&events).into_iter().map(|(id, _)| id).collect();
     assert_eq!(ids, (1..=1000).collect::<Vec<_>>());
 }
@@ -98,7 +128,9 @@ async fn sigterm_drains_confirms_and_exits_zero() {
 #[tokio::test]
 async fn a_killed_daemon_restarts_and_repeats_only_unacknowledged_changes() {
     let pg = support::start_postgres().await;
-    pg.execute("CREATE TABLE items (id int PRIMARY KEY)").await.unwrap();
+    pg.execute("CREATE TABLE items (id int PRIMARY KEY)")
+        .await
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let events = dir.path().join("events.jsonl");
     let config = support::write_config(&file_sink_config(&pg, &events, ""));
@@ -111,35 +143,52 @@ async fn a_killed_daemon_restarts_and_repeats_only_unacknowledged_changes() {
         let client = pg.client(DEFAULT_DATABASE).await.unwrap();
         tokio::spawn(async move {
             for chunk in 0..(ROWS / 10) {
-                let sql = format!("INSERT INTO items SELECT generate_series({}, {})", chunk * 10 + 1, chunk * 10 + 10);
+                let sql = format!(
+                    "INSERT INTO items SELECT generate_series({}, {})",
+                    chunk * 10 + 1,
+                    chunk * 10 + 10
+                );
                 client.batch_execute(&sql).await.unwrap();
             }
         })
     };
-    support::wait_until("some changes are delivered", WAIT, || async { line_count(&events) >= 500 }).await;
+    support::wait_until("some changes are delivered", WAIT, || async {
+        line_count(&events) >= 500
+    })
+    .await;
     daemon.kill();
     drop(daemon);
     let client = pg.client(DEFAULT_DATABASE).await.unwrap();
     support::wait_until("the killed daemon's slot is released", WAIT, || async {
         client
-            .query_opt("SELECT 1 FROM pg_replication_slots WHERE slot_name = $1 AND NOT active", &[&SLOT])
+            .query_opt(
+                "SELECT 1 FROM pg_replication_slots WHERE slot_name = $1 AND NOT active",
+                &[&SLOT],
+            )
             .await
             .ok()
             .flatten()
             .is_some()
     })
     .await;
-    let confirmed_at_kill = support::slot_confirmed_flush_lsn(&client, SLOT).await.unwrap();
+    let confirmed_at_kill = support::slot_confirmed_flush_lsn(&client, SLOT)
+        .await
+        .unwrap();
     writer.await.unwrap();
 
     let mut daemon = SluiceProcess::spawn(&args, &[]);
     support::wait_until("every row is delivered after the restart", WAIT, || async {
-        let ids: std::collections::HashSet<i64> = read_events(&events).into_iter().map(|(id, _)| id).collect();
+        let ids: std::collections::HashSet<i64> =
+            read_events(&events).into_iter().map(|(id, _)| id).collect();
         ids.len() as i64 == ROWS
     })
     .await;
     daemon.terminate();
-    assert!(daemon.wait_exit(Duration::from_secs(30)).await.success(), "{}", daemon.stderr());
+    assert!(
+        daemon.wait_exit(Duration::from_secs(30)).await.success(),
+        "{}",
+        daemon.stderr()
+    );
 
     let mut seen: HashMap<i64, Vec<u64>> = HashMap::new();
     for (id, lsn) in read_events(&events) {
@@ -165,7 +214,9 @@ async fn a_million_row_transaction_streams_through_with_memory_bounded_by_the_bu
         ..ThrowawayOptions::default()
     };
     let pg = ThrowawayPostgres::start(options).await.unwrap();
-    pg.execute("CREATE TABLE items (id int PRIMARY KEY, pad text)").await.unwrap();
+    pg.execute("CREATE TABLE items (id int PRIMARY KEY, pad text)")
+        .await
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let events = dir.path().join("events.jsonl");
     let budget_mib = 8;
@@ -175,7 +226,8 @@ async fn a_million_row_transaction_streams_through_with_memory_bounded_by_the_bu
         dir.path().display().to_string()
     );
     let config = support::write_config(&file_sink_config(&pg, &events, &extra));
-    let mut daemon = SluiceProcess::spawn(&["run", "--config", config.path().to_str().unwrap()], &[]);
+    let mut daemon =
+        SluiceProcess::spawn(&["run", "--config", config.path().to_str().unwrap()], &[]);
     harness::wait_streaming(&pg).await;
     let client = pg.client(DEFAULT_DATABASE).await.unwrap();
     client
@@ -183,15 +235,51 @@ async fn a_million_row_transaction_streams_through_with_memory_bounded_by_the_bu
         .await
         .unwrap();
     let end = support::current_wal_lsn(&client).await;
-    support::wait_until("the daemon confirms the whole transaction", Duration::from_secs(300), || async {
-        support::slot_confirmed_flush_lsn(&client, SLOT).await.is_some_and(|c| c >= end)
-    })
+    support::wait_until(
+        "the daemon confirms the whole transaction",
+        Duration::from_secs(300),
+        || async {
+            support::slot_confirmed_flush_lsn(&client, SLOT)
+                .await
+                .is_some_and(|c| c >= end)
+        },
+    )
     .await;
     let peak_mib = daemon.peak_rss_kib().expect("the daemon is alive") / 1024;
     daemon.terminate();
-    assert!(daemon.wait_exit(Duration::from_secs(60)).await.success(), "{}", daemon.stderr());
-    assert_eq!(line_count(&events), 1_000_000, "every row of the transaction arrived once");
+    assert!(
+        daemon.wait_exit(Duration::from_secs(60)).await.success(),
+        "{}",
+        daemon.stderr()
+    );
+    assert_eq!(
+        line_count(&events),
+        1_000_000,
+        "every row of the transaction arrived once"
+    );
     // The budget holds the streamed transaction; the rest is the queues of in-flight batches
     // and the process itself.
-    assert!(peak_mib < budget_mib + 72, "peak RSS {peak_mib} MiB with an {budget_mib} MiB stream budget");
+    assert!(
+        peak_mib < budget_mib + 72,
+        "peak RSS {peak_mib} MiB with an {budget_mib} MiB stream budget"
+    );
+}
+
+#[tokio::test]
+async fn the_readme_demo_prints_the_five_changes_as_json_lines() {
+    let mut demo = SluiceProcess::spawn(&["demo"], &[]);
+    let status = demo.wait_exit(Duration::from_secs(120)).await;
+    assert!(status.success(), "{}", demo.stderr());
+    let events: Vec<serde_json::Value> = demo
+        .stdout()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    let ops: Vec<&str> = events.iter().filter_map(|e| e["op"].as_str()).collect();
+    assert_eq!(ops, ["c", "c", "c", "u", "d"]);
+    assert_eq!(events[0]["after"]["customer"], "ada");
+    assert_eq!(events[0]["after"]["amount"], "42.50");
+    assert_eq!(events[3]["after"]["status"], "shipped");
+    assert_eq!(events[4]["before"]["id"], 3);
+    assert_eq!(events[0]["source"]["table"], "orders");
 }

@@ -14,36 +14,61 @@ const WAIT: Duration = Duration::from_secs(60);
 #[tokio::test]
 async fn a_failing_sink_keeps_the_slot_from_advancing_past_the_failed_batch() {
     let pg = support::start_postgres().await;
-    pg.execute("CREATE TABLE items (id int PRIMARY KEY)").await.unwrap();
+    pg.execute("CREATE TABLE items (id int PRIMARY KEY)")
+        .await
+        .unwrap();
     let (pipeline, handle) = harness::start(harness::config(&pg, &["public.items"], "")).await;
     harness::wait_streaming(&pg).await;
     let client = pg.client(DEFAULT_DATABASE).await.unwrap();
-    client.batch_execute("INSERT INTO items VALUES (1)").await.unwrap();
+    client
+        .batch_execute("INSERT INTO items VALUES (1)")
+        .await
+        .unwrap();
     harness::wait_events(&handle, 1).await;
     let before_failure = support::current_wal_lsn(&client).await;
     harness::wait_confirmed(&pipeline, before_failure).await;
 
     // Fault injection: no real destination fails on cue, so the memory sink does.
     handle.fail_writes(u64::MAX, ErrorClass::Transient);
-    client.batch_execute("INSERT INTO items VALUES (2)").await.unwrap();
+    client
+        .batch_execute("INSERT INTO items VALUES (2)")
+        .await
+        .unwrap();
     let after_insert = support::current_wal_lsn(&client).await;
-    support::wait_until("the sink has refused the batch twice", WAIT, || async { handle.failed_write_count() >= 2 })
-        .await;
+    support::wait_until("the sink has refused the batch twice", WAIT, || async {
+        handle.failed_write_count() >= 2
+    })
+    .await;
     // Other sessions keep writing WAL and the server keeps asking for status: the slot must
     // still not move past the failed batch.
-    client.batch_execute("CREATE TABLE unrelated (x int); INSERT INTO unrelated VALUES (1)").await.unwrap();
-    support::wait_until("the sink has refused the batch again", WAIT, || async { handle.failed_write_count() >= 4 })
-        .await;
-    let confirmed = support::slot_confirmed_flush_lsn(&client, SLOT).await.unwrap();
-    assert!(confirmed < after_insert, "slot confirmed {confirmed} past the failed insert ending at {after_insert}");
+    client
+        .batch_execute("CREATE TABLE unrelated (x int); INSERT INTO unrelated VALUES (1)")
+        .await
+        .unwrap();
+    support::wait_until("the sink has refused the batch again", WAIT, || async {
+        handle.failed_write_count() >= 4
+    })
+    .await;
+    let confirmed = support::slot_confirmed_flush_lsn(&client, SLOT)
+        .await
+        .unwrap();
+    assert!(
+        confirmed < after_insert,
+        "slot confirmed {confirmed} past the failed insert ending at {after_insert}"
+    );
     assert!(pipeline.confirmed_lsn() < after_insert);
     assert_eq!(handle.event_count(), 1);
 
     handle.heal();
     let events = harness::wait_events(&handle, 2).await;
-    assert_eq!(events.iter().map(id_of).collect::<Vec<_>>(), vec![Some(1), Some(2)]);
+    assert_eq!(
+        events.iter().map(id_of).collect::<Vec<_>>(),
+        vec![Some(1), Some(2)]
+    );
     support::wait_until("the slot moves past the delivered insert", WAIT, || async {
-        support::slot_confirmed_flush_lsn(&client, SLOT).await.is_some_and(|c| c >= after_insert)
+        support::slot_confirmed_flush_lsn(&client, SLOT)
+            .await
+            .is_some_and(|c| c >= after_insert)
     })
     .await;
     pipeline.shutdown().await.unwrap();
@@ -52,72 +77,123 @@ async fn a_failing_sink_keeps_the_slot_from_advancing_past_the_failed_batch() {
 #[tokio::test]
 async fn an_idle_capture_confirms_keepalives_so_other_tables_hold_no_wal() {
     let pg = support::start_postgres().await;
-    pg.execute("CREATE TABLE captured (id int PRIMARY KEY); CREATE TABLE busy (id int, pad text)").await.unwrap();
+    pg.execute("CREATE TABLE captured (id int PRIMARY KEY); CREATE TABLE busy (id int, pad text)")
+        .await
+        .unwrap();
     let (pipeline, handle) = harness::start(harness::config(&pg, &["public.captured"], "")).await;
     harness::wait_streaming(&pg).await;
     let client = pg.client(DEFAULT_DATABASE).await.unwrap();
     for _ in 0..5 {
         client
-            .batch_execute("INSERT INTO busy SELECT g, repeat('x', 200) FROM generate_series(1, 20000) g")
+            .batch_execute(
+                "INSERT INTO busy SELECT g, repeat('x', 200) FROM generate_series(1, 20000) g",
+            )
             .await
             .unwrap();
     }
     let end = support::current_wal_lsn(&client).await;
-    support::wait_until("the slot confirms past writes to uncaptured tables", WAIT, || async {
-        support::slot_confirmed_flush_lsn(&client, SLOT).await.is_some_and(|c| c >= end)
-    })
+    support::wait_until(
+        "the slot confirms past writes to uncaptured tables",
+        WAIT,
+        || async {
+            support::slot_confirmed_flush_lsn(&client, SLOT)
+                .await
+                .is_some_and(|c| c >= end)
+        },
+    )
     .await;
     // The slot's restart point moves at the next running-transactions record, which a
     // checkpoint writes; from then on it only waits for the confirmation.
     client.batch_execute("CHECKPOINT").await.unwrap();
-    support::wait_until("the slot retains less than 16 MiB after ~25 MB of uncaptured writes", WAIT, || async {
-        support::slot_retained_wal_bytes(&client, SLOT).await.is_some_and(|bytes| bytes < 16 << 20)
-    })
+    support::wait_until(
+        "the slot retains less than 16 MiB after ~25 MB of uncaptured writes",
+        WAIT,
+        || async {
+            support::slot_retained_wal_bytes(&client, SLOT)
+                .await
+                .is_some_and(|bytes| bytes < 16 << 20)
+        },
+    )
     .await;
-    assert_eq!(handle.event_count(), 0, "nothing of the uncaptured table reaches the sink");
+    assert_eq!(
+        handle.event_count(),
+        0,
+        "nothing of the uncaptured table reaches the sink"
+    );
     pipeline.shutdown().await.unwrap();
 }
 
 #[tokio::test]
 async fn heartbeats_advance_the_slot_while_only_another_database_changes() {
     let pg = support::start_postgres().await;
-    pg.execute("CREATE TABLE captured (id int PRIMARY KEY)").await.unwrap();
+    pg.execute("CREATE TABLE captured (id int PRIMARY KEY)")
+        .await
+        .unwrap();
     pg.create_database("elsewhere").await.unwrap();
     let config = harness::config(&pg, &["public.captured"], "heartbeat_interval_ms = 100");
     let (pipeline, handle) = harness::start(config).await;
     harness::wait_streaming(&pg).await;
     let client = pg.client(DEFAULT_DATABASE).await.unwrap();
-    pg.execute_in("elsewhere", "CREATE TABLE t (x int); INSERT INTO t SELECT generate_series(1, 50000)")
-        .await
-        .unwrap();
+    pg.execute_in(
+        "elsewhere",
+        "CREATE TABLE t (x int); INSERT INTO t SELECT generate_series(1, 50000)",
+    )
+    .await
+    .unwrap();
     let end = support::current_wal_lsn(&client).await;
-    support::wait_until("the slot confirms past the other database's writes", WAIT, || async {
-        support::slot_confirmed_flush_lsn(&client, SLOT).await.is_some_and(|c| c >= end)
-    })
+    support::wait_until(
+        "the slot confirms past the other database's writes",
+        WAIT,
+        || async {
+            support::slot_confirmed_flush_lsn(&client, SLOT)
+                .await
+                .is_some_and(|c| c >= end)
+        },
+    )
     .await;
-    assert_eq!(handle.event_count(), 0, "heartbeat messages never reach sinks");
+    assert_eq!(
+        handle.event_count(),
+        0,
+        "heartbeat messages never reach sinks"
+    );
     pipeline.shutdown().await.unwrap();
 }
 
 #[tokio::test]
 async fn a_stopped_pipeline_resumes_after_what_it_confirmed_without_repeats() {
     let pg = support::start_postgres().await;
-    pg.execute("CREATE TABLE items (id int PRIMARY KEY)").await.unwrap();
+    pg.execute("CREATE TABLE items (id int PRIMARY KEY)")
+        .await
+        .unwrap();
     let (pipeline, handle) = harness::start(harness::config(&pg, &["public.items"], "")).await;
     harness::wait_streaming(&pg).await;
-    pg.execute("INSERT INTO items SELECT generate_series(1, 100)").await.unwrap();
+    pg.execute("INSERT INTO items SELECT generate_series(1, 100)")
+        .await
+        .unwrap();
     harness::wait_events(&handle, 100).await;
     pipeline.shutdown().await.unwrap();
 
     // Written while nothing streams.
-    pg.execute("INSERT INTO items SELECT generate_series(101, 150); DELETE FROM items WHERE id <= 10")
-        .await
-        .unwrap();
+    pg.execute(
+        "INSERT INTO items SELECT generate_series(101, 150); DELETE FROM items WHERE id <= 10",
+    )
+    .await
+    .unwrap();
     let (pipeline, handle) = harness::start(harness::config(&pg, &["public.items"], "")).await;
     let events = harness::wait_events(&handle, 60).await;
-    let inserted: Vec<i64> = harness::ops(&events, Op::Create).into_iter().filter_map(id_of).collect();
-    assert_eq!(inserted, (101..=150).collect::<Vec<_>>(), "only what was not yet confirmed, in order");
-    let deleted: Vec<i64> = harness::ops(&events, Op::Delete).into_iter().filter_map(id_of).collect();
+    let inserted: Vec<i64> = harness::ops(&events, Op::Create)
+        .into_iter()
+        .filter_map(id_of)
+        .collect();
+    assert_eq!(
+        inserted,
+        (101..=150).collect::<Vec<_>>(),
+        "only what was not yet confirmed, in order"
+    );
+    let deleted: Vec<i64> = harness::ops(&events, Op::Delete)
+        .into_iter()
+        .filter_map(id_of)
+        .collect();
     assert_eq!(deleted, (1..=10).collect::<Vec<_>>());
     pipeline.shutdown().await.unwrap();
 }
@@ -125,27 +201,45 @@ async fn a_stopped_pipeline_resumes_after_what_it_confirmed_without_repeats() {
 #[tokio::test]
 async fn postgres_restarted_mid_stream_loses_nothing_and_keeps_per_key_order() {
     let mut pg = support::start_postgres().await;
-    pg.execute("CREATE TABLE counters (id int PRIMARY KEY, n int)").await.unwrap();
+    pg.execute("CREATE TABLE counters (id int PRIMARY KEY, n int)")
+        .await
+        .unwrap();
     let (pipeline, handle) = harness::start(harness::config(&pg, &["public.counters"], "")).await;
     harness::wait_streaming(&pg).await;
-    pg.execute("INSERT INTO counters SELECT g, 0 FROM generate_series(1, 20) g").await.unwrap();
+    pg.execute("INSERT INTO counters SELECT g, 0 FROM generate_series(1, 20) g")
+        .await
+        .unwrap();
     for round in 1..=3 {
-        pg.execute(&format!("UPDATE counters SET n = {round}")).await.unwrap();
+        pg.execute(&format!("UPDATE counters SET n = {round}"))
+            .await
+            .unwrap();
     }
     pg.restart().await.unwrap();
     for round in 4..=6 {
-        pg.execute(&format!("UPDATE counters SET n = {round}")).await.unwrap();
+        pg.execute(&format!("UPDATE counters SET n = {round}"))
+            .await
+            .unwrap();
     }
     // 20 inserts + 6 rounds of 20 updates, possibly with some redelivered after the restart.
     let complete = |events: &[sluice_api::ChangeEvent]| {
-        events.iter().filter(|e| e.op == Op::Update && last_n(e) == Some(6)).count() >= 20
+        events
+            .iter()
+            .filter(|e| e.op == Op::Update && last_n(e) == Some(6))
+            .count()
+            >= 20
     };
-    assert!(handle.wait_for(WAIT, |events, _| complete(events)).await, "every update after the restart arrives");
+    assert!(
+        handle.wait_for(WAIT, |events, _| complete(events)).await,
+        "every update after the restart arrives"
+    );
     pipeline.shutdown().await.unwrap();
 
     let mut per_key: BTreeMap<i64, Vec<i32>> = BTreeMap::new();
     for event in handle.events() {
-        per_key.entry(id_of(&event).unwrap()).or_default().push(last_n(&event).unwrap());
+        per_key
+            .entry(id_of(&event).unwrap())
+            .or_default()
+            .push(last_n(&event).unwrap());
     }
     assert_eq!(per_key.len(), 20);
     for (id, values) in per_key {

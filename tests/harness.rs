@@ -53,40 +53,64 @@ pub fn config(pg: &ThrowawayPostgres, tables: &[&str], extra_source: &str) -> Co
 /// Start a pipeline with one retaining memory sink besides the configured null sink.
 /// `RUST_LOG` shows the pipeline's logs in the test output.
 pub async fn start(config: Config) -> (RunningPipeline, MemorySinkHandle) {
-    let _ = tracing_subscriber::fmt().with_test_writer().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_test_writer()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .try_init();
     let (sink, handle) = MemorySink::new(&MemorySinkConfig { retain: true });
-    let pipeline = sluice::runtime::start(config, vec![NamedSink { name: "memory".into(), sink: Box::new(sink) }])
-        .await
-        .expect("start the pipeline");
+    let pipeline = sluice::runtime::start(
+        config,
+        vec![NamedSink {
+            name: "memory".into(),
+            sink: Box::new(sink),
+        }],
+    )
+    .await
+    .expect("start the pipeline");
     (pipeline, handle)
 }
 
 /// Wait until the slot exists and streaming has begun (the slot is active).
 pub async fn wait_streaming(pg: &ThrowawayPostgres) {
     let client = pg.client(DEFAULT_DATABASE).await.expect("connect");
-    crate::support::wait_until("the pipeline streams from its slot", Duration::from_secs(30), || async {
-        client
-            .query_opt("SELECT 1 FROM pg_replication_slots WHERE slot_name = $1 AND active", &[&SLOT])
-            .await
-            .ok()
-            .flatten()
-            .is_some()
-    })
+    crate::support::wait_until(
+        "the pipeline streams from its slot",
+        Duration::from_secs(30),
+        || async {
+            client
+                .query_opt(
+                    "SELECT 1 FROM pg_replication_slots WHERE slot_name = $1 AND active",
+                    &[&SLOT],
+                )
+                .await
+                .ok()
+                .flatten()
+                .is_some()
+        },
+    )
     .await;
 }
 
 /// Wait until the sink holds `count` events.
 pub async fn wait_events(handle: &MemorySinkHandle, count: usize) -> Vec<ChangeEvent> {
-    let arrived = handle.wait_for(Duration::from_secs(60), |events, _| events.len() >= count).await;
+    let arrived = handle
+        .wait_for(Duration::from_secs(60), |events, _| events.len() >= count)
+        .await;
     let events = handle.events();
-    assert!(arrived, "expected {count} events, got {}: {:#?}", events.len(), summary(&events));
+    assert!(
+        arrived,
+        "expected {count} events, got {}: {:#?}",
+        events.len(),
+        summary(&events)
+    );
     events
 }
 
 /// Wait until the pipeline confirmed at least `lsn`.
 pub async fn wait_confirmed(pipeline: &RunningPipeline, lsn: Lsn) {
     let mut watch = pipeline.confirmed_watch();
-    let reached = tokio::time::timeout(Duration::from_secs(60), watch.wait_for(|c| *c >= lsn)).await;
+    let reached =
+        tokio::time::timeout(Duration::from_secs(60), watch.wait_for(|c| *c >= lsn)).await;
     assert!(
         matches!(reached, Ok(Ok(_))),
         "the pipeline did not confirm {lsn}; confirmed {}",

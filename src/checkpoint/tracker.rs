@@ -29,13 +29,20 @@ pub struct AckTracker {
 impl AckTracker {
     /// A tracker for `sink_count` sinks, all starting at `start` (what the server already has).
     pub fn new(sink_count: usize, start: Lsn) -> Self {
-        AckTracker { acked: vec![start; sink_count], last_sequence: vec![0; sink_count], confirmed: start }
+        AckTracker {
+            acked: vec![start; sink_count],
+            last_sequence: vec![0; sink_count],
+            confirmed: start,
+        }
     }
 
     /// Record an ack; returns the new confirmable LSN when it advanced.
     pub fn ack(&mut self, ack: Ack) -> Option<Lsn> {
         let slot = self.acked.get_mut(ack.sink)?;
-        debug_assert!(ack.sequence > self.last_sequence[ack.sink], "acks arrive in batch order");
+        debug_assert!(
+            ack.sequence > self.last_sequence[ack.sink],
+            "acks arrive in batch order"
+        );
         self.last_sequence[ack.sink] = ack.sequence;
         if let Some(lsn) = ack.checkpoint {
             *slot = (*slot).max(lsn);
@@ -65,13 +72,21 @@ mod tests {
     use super::*;
 
     fn ack(sink: usize, sequence: u64, lsn: Option<u64>) -> Ack {
-        Ack { sink, sequence, checkpoint: lsn.map(Lsn) }
+        Ack {
+            sink,
+            sequence,
+            checkpoint: lsn.map(Lsn),
+        }
     }
 
     #[test]
     fn the_confirmed_lsn_is_the_minimum_over_sinks() {
         let mut t = AckTracker::new(2, Lsn(10));
-        assert_eq!(t.ack(ack(0, 1, Some(20))), None, "sink 1 has taken nothing yet");
+        assert_eq!(
+            t.ack(ack(0, 1, Some(20))),
+            None,
+            "sink 1 has taken nothing yet"
+        );
         assert_eq!(t.ack(ack(1, 1, Some(15))), Some(Lsn(15)));
         assert_eq!(t.ack(ack(1, 2, Some(30))), Some(Lsn(20)));
         assert_eq!(t.confirmed(), Lsn(20));

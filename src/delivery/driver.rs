@@ -13,7 +13,11 @@ use crate::checkpoint::Ack;
 #[derive(Debug, thiserror::Error)]
 pub enum DeliveryError {
     #[error("sink {sink:?} rejected batch {sequence}: {error}")]
-    Fatal { sink: String, sequence: u64, error: SinkError },
+    Fatal {
+        sink: String,
+        sequence: u64,
+        error: SinkError,
+    },
     #[error("sink {sink:?} stopped while batch {sequence} was not yet delivered")]
     Cancelled { sink: String, sequence: u64 },
 }
@@ -62,12 +66,20 @@ pub async fn drive_sink(
                         }
                     }
                     Err(error) => {
-                        return Err(DeliveryError::Fatal { sink: name, sequence: batch.sequence, error })
+                        return Err(DeliveryError::Fatal {
+                            sink: name,
+                            sequence: batch.sequence,
+                            error,
+                        })
                     }
                 }
             }
         }
-        let ack = Ack { sink: index, sequence: batch.sequence, checkpoint: batch.checkpoint };
+        let ack = Ack {
+            sink: index,
+            sequence: batch.sequence,
+            checkpoint: batch.checkpoint,
+        };
         if acks.send(ack).is_err() {
             break;
         }

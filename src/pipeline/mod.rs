@@ -42,6 +42,7 @@ pub struct RunningPipeline {
     stop: CancellationToken,
     abort: CancellationToken,
     confirmed: watch::Receiver<Lsn>,
+    streaming: watch::Receiver<bool>,
     source: JoinHandle<anyhow::Result<()>>,
     drivers: Vec<JoinHandle<anyhow::Result<()>>>,
     fanout: JoinHandle<()>,
@@ -57,6 +58,14 @@ impl RunningPipeline {
     /// A receiver that sees every change of the confirmed LSN.
     pub fn confirmed_watch(&self) -> watch::Receiver<Lsn> {
         self.confirmed.clone()
+    }
+
+    /// Wait until the source streams from its slot (changes committed from then on are
+    /// captured), or the pipeline stops, or `timeout` passes; returns whether it streams.
+    pub async fn wait_streaming(&self, timeout: Duration) -> bool {
+        let mut streaming = self.streaming.clone();
+        let reached = tokio::time::timeout(timeout, streaming.wait_for(|s| *s)).await;
+        matches!(reached, Ok(Ok(_)))
     }
 
     /// Drain in-flight batches, confirm what every sink took, stop the source, and return the
@@ -85,7 +94,12 @@ impl RunningPipeline {
                 }
             }
         };
-        record(self.source.await.context("source task panicked").and_then(|r| r));
+        record(
+            self.source
+                .await
+                .context("source task panicked")
+                .and_then(|r| r),
+        );
         for driver in self.drivers {
             record(driver.await.context("sink task panicked").and_then(|r| r));
         }
@@ -107,7 +121,10 @@ pub async fn start(config: Config, extra_sinks: Vec<NamedSink>) -> anyhow::Resul
         let sink = crate::catalog::build_sink(&spec.config, &context)
             .await
             .with_context(|| format!("starting sink {:?}", spec.name))?;
-        sinks.push(NamedSink { name: spec.name.clone(), sink });
+        sinks.push(NamedSink {
+            name: spec.name.clone(),
+            sink,
+        });
     }
     sinks.extend(extra_sinks);
     anyhow::ensure!(!sinks.is_empty(), "a pipeline needs at least one sink");
@@ -127,7 +144,16 @@ pub async fn start(config: Config, extra_sinks: Vec<NamedSink>) -> anyhow::Resul
         let abort = abort.clone();
         let acks = ack_tx.clone();
         drivers.push(tokio::spawn(async move {
-            let result = drive_sink(index, named.name, named.sink, rx, acks, SINK_RETRY, abort.clone()).await;
+            let result = drive_sink(
+                index,
+                named.name,
+                named.sink,
+                rx,
+                acks,
+                SINK_RETRY,
+                abort.clone(),
+            )
+            .await;
             if result.is_err() {
                 abort.cancel();
             }
@@ -138,6 +164,7 @@ pub async fn start(config: Config, extra_sinks: Vec<NamedSink>) -> anyhow::Resul
     let fanout = tokio::spawn(fanout::run(batch_rx, queues, abort.clone()));
     let checkpoint = tokio::spawn(checkpoint_task(ack_rx, sink_count, confirmed_tx));
 
+    let (streaming_tx, streaming_rx) = watch::channel(false);
     let source_cfg = config.source.clone();
     let ctx = SourceContext {
         batches: batch_tx,
@@ -149,6 +176,7 @@ pub async fn start(config: Config, extra_sinks: Vec<NamedSink>) -> anyhow::Resul
             max_wait: config.pipeline.max_batch_wait,
         },
         drain_timeout: config.pipeline.shutdown_timeout,
+        streaming: streaming_tx,
     };
     let source_abort = abort.clone();
     let source = tokio::spawn(async move {
@@ -158,7 +186,16 @@ pub async fn start(config: Config, extra_sinks: Vec<NamedSink>) -> anyhow::Resul
         }
         result.map_err(anyhow::Error::from)
     });
-    Ok(RunningPipeline { stop, abort, confirmed: confirmed_rx, source, drivers, fanout, checkpoint })
+    Ok(RunningPipeline {
+        stop,
+        abort,
+        confirmed: confirmed_rx,
+        streaming: streaming_rx,
+        source,
+        drivers,
+        fanout,
+        checkpoint,
+    })
 }
 
 /// Turn acks into the confirmed LSN, in order, until every driver is gone.

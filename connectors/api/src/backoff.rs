@@ -14,7 +14,12 @@ pub struct Backoff {
 
 impl Backoff {
     pub fn new(initial: Duration, max: Duration) -> Self {
-        Backoff { initial, max: max.max(initial), next: initial, attempt: 0 }
+        Backoff {
+            initial,
+            max: max.max(initial),
+            next: initial,
+            attempt: 0,
+        }
     }
 
     /// The wait before the next attempt.
@@ -23,7 +28,11 @@ impl Backoff {
         self.next = (self.next * 2).min(self.max);
         self.attempt += 1;
         let jitter = base.as_micros() as u64 / 4;
-        let cut = if jitter == 0 { 0 } else { pseudo_random(self.attempt) % jitter };
+        let cut = if jitter == 0 {
+            0
+        } else {
+            pseudo_random(self.attempt) % jitter
+        };
         base - Duration::from_micros(cut)
     }
 

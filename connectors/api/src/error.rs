@@ -30,11 +30,19 @@ pub struct SinkError {
 
 impl SinkError {
     pub fn transient(message: impl Into<String>) -> Self {
-        SinkError { class: ErrorClass::Transient, message: message.into(), source: None }
+        SinkError {
+            class: ErrorClass::Transient,
+            message: message.into(),
+            source: None,
+        }
     }
 
     pub fn fatal(message: impl Into<String>) -> Self {
-        SinkError { class: ErrorClass::Fatal, message: message.into(), source: None }
+        SinkError {
+            class: ErrorClass::Fatal,
+            message: message.into(),
+            source: None,
+        }
     }
 
     pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {

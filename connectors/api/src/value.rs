@@ -101,14 +101,28 @@ pub struct RangeValue {
 /// PostgreSQL's geometric types.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Geometry {
-    Point { x: f64, y: f64 },
+    Point {
+        x: f64,
+        y: f64,
+    },
     /// `line`: the coefficients of `ax + by + c = 0`.
-    Line { a: f64, b: f64, c: f64 },
+    Line {
+        a: f64,
+        b: f64,
+        c: f64,
+    },
     LineSegment([(f64, f64); 2]),
     Box([(f64, f64); 2]),
-    Path { closed: bool, points: Vec<(f64, f64)> },
+    Path {
+        closed: bool,
+        points: Vec<(f64, f64)>,
+    },
     Polygon(Vec<(f64, f64)>),
-    Circle { x: f64, y: f64, radius: f64 },
+    Circle {
+        x: f64,
+        y: f64,
+        radius: f64,
+    },
 }
 
 /// One column's value in a change event.
@@ -134,7 +148,10 @@ pub enum Value {
     /// `time`: microseconds since midnight.
     Time(i64),
     /// `timetz`: microseconds since midnight, and the zone offset in seconds east of UTC.
-    TimeTz { micros: i64, offset_seconds: i32 },
+    TimeTz {
+        micros: i64,
+        offset_seconds: i32,
+    },
     Timestamp(PgTimestamp),
     TimestampTz(PgTimestamp),
     Interval(PgInterval),
@@ -146,7 +163,10 @@ pub enum Value {
     Cidr(String),
     MacAddr(String),
     /// `bit(n)` and `varbit`: `len` bits, most significant bit of `data[0]` first.
-    Bits { len: u32, data: Vec<u8> },
+    Bits {
+        len: u32,
+        data: Vec<u8>,
+    },
     /// A value of an enum type, with the type's name.
     Enum(String),
     /// A (possibly multi-dimensional, then nested) array; elements may be `Null`.
@@ -155,7 +175,10 @@ pub enum Value {
     Hstore(Vec<(String, Option<String>)>),
     Geometry(Geometry),
     /// A type sluice does not know: its text form and the type's name.
-    Unknown { type_name: String, text: String },
+    Unknown {
+        type_name: String,
+        text: String,
+    },
 }
 
 impl Value {

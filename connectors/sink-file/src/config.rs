@@ -48,7 +48,10 @@ impl RawFileSinkConfig {
             Some("-") => FileTarget::Stdout,
             Some(path) => FileTarget::File(PathBuf::from(path)),
         };
-        Ok(FileSinkConfig { target, fsync: self.fsync.unwrap_or(true) })
+        Ok(FileSinkConfig {
+            target,
+            fsync: self.fsync.unwrap_or(true),
+        })
     }
 }
 
@@ -58,7 +61,10 @@ mod tests {
 
     #[test]
     fn a_dash_means_stdout_and_fsync_defaults_on() {
-        let raw = RawFileSinkConfig { path: Some("-".into()), fsync: None };
+        let raw = RawFileSinkConfig {
+            path: Some("-".into()),
+            fsync: None,
+        };
         let cfg = raw.validate("sink[0]").unwrap();
         assert_eq!(cfg.target, FileTarget::Stdout);
         assert!(cfg.fsync);
@@ -66,7 +72,9 @@ mod tests {
 
     #[test]
     fn a_missing_path_is_reported_with_its_key() {
-        let problems = RawFileSinkConfig::default().validate("sink[2]").unwrap_err();
+        let problems = RawFileSinkConfig::default()
+            .validate("sink[2]")
+            .unwrap_err();
         assert_eq!(problems[0].key, "sink[2].path");
     }
 }

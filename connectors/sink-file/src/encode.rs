@@ -67,7 +67,9 @@ pub fn encode_event(event: &ChangeEvent, ctx: &EventContext, now_ms: i64) -> Jso
 }
 
 fn row_json(table: Option<&TableSchema>, row: Option<&Row>) -> Json {
-    let (Some(table), Some(row)) = (table, row) else { return Json::Null };
+    let (Some(table), Some(row)) = (table, row) else {
+        return Json::Null;
+    };
     let mut object = Map::with_capacity(row.len());
     for (column, value) in table.columns.iter().zip(row) {
         object.insert(column.name.clone(), value_json(value));
@@ -101,7 +103,10 @@ pub fn value_json(value: &Value) -> Json {
         Value::Bytes(b) => Json::from(base64::engine::general_purpose::STANDARD.encode(b)),
         Value::Date(d) => infinite_json(d, |days| Json::from(*days)),
         Value::Time(micros) => Json::from(*micros),
-        Value::TimeTz { micros, offset_seconds } => {
+        Value::TimeTz {
+            micros,
+            offset_seconds,
+        } => {
             let utc = (micros - i64::from(*offset_seconds) * 1_000_000).rem_euclid(MICROS_PER_DAY);
             Json::from(format!("{}Z", time_of_day(utc)))
         }
@@ -116,7 +121,10 @@ pub fn value_json(value: &Value) -> Json {
         Value::Array(items) => Json::Array(items.iter().map(value_json).collect()),
         Value::Range(range) => Json::from(range_text(range)),
         Value::Hstore(pairs) => Json::Object(
-            pairs.iter().map(|(k, v)| (k.clone(), v.as_deref().map_or(Json::Null, Json::from))).collect(),
+            pairs
+                .iter()
+                .map(|(k, v)| (k.clone(), v.as_deref().map_or(Json::Null, Json::from)))
+                .collect(),
         ),
         Value::Geometry(g) => geometry_json(g),
         Value::Unknown { text, .. } => Json::from(text.as_str()),
@@ -179,7 +187,14 @@ fn iso_utc(micros: i64) -> String {
 
 fn uuid_text(b: &[u8; 16]) -> String {
     let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
 }
 
 fn bit_text(len: u32, data: &[u8]) -> String {
@@ -268,7 +283,10 @@ mod tests {
                 snapshot: false,
             },
         };
-        let ctx = EventContext { pipeline: "inv".into(), database: "app".into() };
+        let ctx = EventContext {
+            pipeline: "inv".into(),
+            database: "app".into(),
+        };
         let json = encode_event(&event, &ctx, 5);
         assert_eq!(json["op"], "u");
         assert_eq!(json["before"], Json::Null);
@@ -285,27 +303,55 @@ mod tests {
     fn temporal_values_use_debeziums_semantic_encodings() {
         let ts = Value::TimestampTz(Infinite::Finite(1_700_000_000_500_000));
         assert_eq!(value_json(&ts), "2023-11-14T22:13:20.5Z");
-        assert_eq!(value_json(&Value::TimestampTz(Infinite::Finite(-1))), "1969-12-31T23:59:59.999999Z");
-        assert_eq!(value_json(&Value::Date(Infinite::PositiveInfinity)), "infinity");
+        assert_eq!(
+            value_json(&Value::TimestampTz(Infinite::Finite(-1))),
+            "1969-12-31T23:59:59.999999Z"
+        );
+        assert_eq!(
+            value_json(&Value::Date(Infinite::PositiveInfinity)),
+            "infinity"
+        );
         assert_eq!(value_json(&Value::Date(Infinite::Finite(19_782))), 19_782);
-        let tz = Value::TimeTz { micros: 3_600_000_000, offset_seconds: 7200 };
+        let tz = Value::TimeTz {
+            micros: 3_600_000_000,
+            offset_seconds: 7200,
+        };
         assert_eq!(value_json(&tz), "23:00:00Z");
-        let interval = Value::Interval(PgInterval { months: 0, days: 1, micros: 5 });
+        let interval = Value::Interval(PgInterval {
+            months: 0,
+            days: 1,
+            micros: 5,
+        });
         assert_eq!(value_json(&interval), MICROS_PER_DAY + 5);
     }
 
     #[test]
     fn exact_numbers_keep_every_digit() {
         let d = Decimal::parse("12345678901234567890.123456789").unwrap();
-        assert_eq!(value_json(&Value::Numeric(Numeric::Value(d))), "12345678901234567890.123456789");
+        assert_eq!(
+            value_json(&Value::Numeric(Numeric::Value(d))),
+            "12345678901234567890.123456789"
+        );
         assert_eq!(value_json(&Value::Float64(f64::NAN)), "NaN");
     }
 
     #[test]
     fn uuids_bits_and_ranges_read_as_postgres_prints_them() {
-        let uuid = [0xa0, 0xee, 0xbc, 0x99, 0x9c, 0x0b, 0x4e, 0xf8, 0xbb, 0x6d, 0x6b, 0xb9, 0xbd, 0x38, 0x0a, 0x11];
-        assert_eq!(value_json(&Value::Uuid(uuid)), "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11");
-        assert_eq!(value_json(&Value::Bits { len: 4, data: vec![0b1010_0000] }), "1010");
+        let uuid = [
+            0xa0, 0xee, 0xbc, 0x99, 0x9c, 0x0b, 0x4e, 0xf8, 0xbb, 0x6d, 0x6b, 0xb9, 0xbd, 0x38,
+            0x0a, 0x11,
+        ];
+        assert_eq!(
+            value_json(&Value::Uuid(uuid)),
+            "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"
+        );
+        assert_eq!(
+            value_json(&Value::Bits {
+                len: 4,
+                data: vec![0b1010_0000]
+            }),
+            "1010"
+        );
         let range = RangeValue {
             empty: false,
             lower: Some(Value::Int32(1)),

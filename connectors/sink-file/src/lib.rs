@@ -6,6 +6,6 @@ mod config;
 mod encode;
 mod sink;
 
-pub use config::{FileSinkConfig, RawFileSinkConfig};
+pub use config::{FileSinkConfig, FileTarget, RawFileSinkConfig};
 pub use encode::{encode_event, EventContext};
 pub use sink::FileSink;

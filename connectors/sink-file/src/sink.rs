@@ -42,14 +42,21 @@ impl FileSink {
                 (Box::new(file), sync)
             }
         };
-        Ok(FileSink { out, sync_file, ctx, buffer: Vec::with_capacity(64 * 1024) })
+        Ok(FileSink {
+            out,
+            sync_file,
+            ctx,
+            buffer: Vec::with_capacity(64 * 1024),
+        })
     }
 }
 
 #[async_trait::async_trait]
 impl Sink for FileSink {
     async fn write(&mut self, batch: &Batch) -> Result<(), SinkError> {
-        let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
         self.buffer.clear();
         for event in &batch.events {
             let json = encode_event(event, &self.ctx, now_ms);
@@ -67,7 +74,10 @@ impl Sink for FileSink {
     }
 
     async fn close(&mut self) -> Result<(), SinkError> {
-        self.out.flush().await.map_err(|e| SinkError::transient(format!("flushing events: {e}")))
+        self.out
+            .flush()
+            .await
+            .map_err(|e| SinkError::transient(format!("flushing events: {e}")))
     }
 }
 
@@ -80,27 +90,45 @@ mod tests {
     async fn each_event_becomes_one_json_line_appended_to_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("events.jsonl");
-        let config = FileSinkConfig { target: FileTarget::File(path.clone()), fsync: true };
-        let ctx = EventContext { pipeline: "p".into(), database: "d".into() };
+        let config = FileSinkConfig {
+            target: FileTarget::File(path.clone()),
+            fsync: true,
+        };
+        let ctx = EventContext {
+            pipeline: "p".into(),
+            database: "d".into(),
+        };
         let event = ChangeEvent {
             op: Op::Message,
             table: None,
             before: None,
             before_is_key_only: false,
             after: None,
-            message: Some(LogicalMessage { transactional: true, prefix: "x".into(), content: b"hi".to_vec() }),
+            message: Some(LogicalMessage {
+                transactional: true,
+                prefix: "x".into(),
+                content: b"hi".to_vec(),
+            }),
             position: SourcePosition::default(),
         };
-        let batch = Batch { sequence: 1, events: vec![event.clone(), event], checkpoint: None };
+        let batch = Batch {
+            sequence: 1,
+            events: vec![event.clone(), event],
+            checkpoint: None,
+        };
         for _ in 0..2 {
             let mut sink = FileSink::open(&config, ctx.clone()).await.unwrap();
             sink.write(&batch).await.unwrap();
             sink.close().await.unwrap();
         }
         let text = std::fs::read_to_string(&path).unwrap();
-        let lines: Vec<serde_json::Value> =
-            text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
         assert_eq!(lines.len(), 4);
-        assert!(lines.iter().all(|l| l["op"] == "m" && l["message"]["prefix"] == "x"));
+        assert!(lines
+            .iter()
+            .all(|l| l["op"] == "m" && l["message"]["prefix"] == "x"));
     }
 }

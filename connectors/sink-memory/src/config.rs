@@ -25,6 +25,8 @@ impl Default for MemorySinkConfig {
 impl RawMemorySinkConfig {
     /// Validate; a memory sink has no constraint beyond its types.
     pub fn validate(self, _prefix: &str) -> Result<MemorySinkConfig, Vec<ConfigProblem>> {
-        Ok(MemorySinkConfig { retain: self.retain.unwrap_or(true) })
+        Ok(MemorySinkConfig {
+            retain: self.retain.unwrap_or(true),
+        })
     }
 }

@@ -47,10 +47,15 @@ pub struct MemorySinkHandle {
 impl MemorySink {
     /// A sink and the handle to read it.
     pub fn new(config: &MemorySinkConfig) -> (MemorySink, MemorySinkHandle) {
-        let shared =
-            Arc::new(Shared { state: Mutex::new(State::default()), changed: Notify::new() });
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State::default()),
+            changed: Notify::new(),
+        });
         (
-            MemorySink { shared: shared.clone(), retain: config.retain },
+            MemorySink {
+                shared: shared.clone(),
+                retain: config.retain,
+            },
             MemorySinkHandle { shared },
         )
     }
@@ -68,7 +73,11 @@ impl Sink for MemorySink {
                 drop(state);
                 self.shared.changed.notify_waiters();
                 let message = format!("injected failure of batch {}", batch.sequence);
-                return Err(SinkError { class, message, source: None });
+                return Err(SinkError {
+                    class,
+                    message,
+                    source: None,
+                });
             }
             if self.retain {
                 state.events.extend(batch.events.iter().cloned());
@@ -169,16 +178,27 @@ mod tests {
     }
 
     fn batch(sequence: u64, events: Vec<ChangeEvent>, checkpoint: u64) -> Batch {
-        Batch { sequence, events, checkpoint: Some(Lsn(checkpoint)) }
+        Batch {
+            sequence,
+            events,
+            checkpoint: Some(Lsn(checkpoint)),
+        }
     }
 
     #[tokio::test]
     async fn retained_events_come_back_in_write_order() {
         let (mut sink, handle) = MemorySink::new(&MemorySinkConfig::default());
-        sink.write(&batch(1, vec![message_event(1), message_event(2)], 10)).await.unwrap();
-        sink.write(&batch(2, vec![message_event(3)], 20)).await.unwrap();
-        let contents: Vec<u8> =
-            handle.events().iter().map(|e| e.message.as_ref().unwrap().content[0]).collect();
+        sink.write(&batch(1, vec![message_event(1), message_event(2)], 10))
+            .await
+            .unwrap();
+        sink.write(&batch(2, vec![message_event(3)], 20))
+            .await
+            .unwrap();
+        let contents: Vec<u8> = handle
+            .events()
+            .iter()
+            .map(|e| e.message.as_ref().unwrap().content[0])
+            .collect();
         assert_eq!(contents, vec![1, 2, 3]);
         assert_eq!(handle.last_checkpoint(), Some(Lsn(20)));
         assert_eq!(handle.batch_count(), 2);
@@ -187,7 +207,9 @@ mod tests {
     #[tokio::test]
     async fn the_null_sink_counts_without_keeping() {
         let (mut sink, handle) = MemorySink::new(&MemorySinkConfig { retain: false });
-        sink.write(&batch(1, vec![message_event(1), message_event(2)], 10)).await.unwrap();
+        sink.write(&batch(1, vec![message_event(1), message_event(2)], 10))
+            .await
+            .unwrap();
         assert_eq!(handle.event_count(), 2);
         assert!(handle.events().is_empty());
     }
@@ -196,11 +218,16 @@ mod tests {
     async fn injected_failures_reject_the_batch_until_healed() {
         let (mut sink, handle) = MemorySink::new(&MemorySinkConfig::default());
         handle.fail_writes(u64::MAX, ErrorClass::Transient);
-        let err = sink.write(&batch(1, vec![message_event(1)], 10)).await.unwrap_err();
+        let err = sink
+            .write(&batch(1, vec![message_event(1)], 10))
+            .await
+            .unwrap_err();
         assert_eq!(err.class, ErrorClass::Transient);
         assert_eq!(handle.event_count(), 0);
         handle.heal();
-        sink.write(&batch(1, vec![message_event(1)], 10)).await.unwrap();
+        sink.write(&batch(1, vec![message_event(1)], 10))
+            .await
+            .unwrap();
         assert_eq!(handle.event_count(), 1);
         assert_eq!(handle.failed_write_count(), 1);
     }
@@ -211,11 +238,19 @@ mod tests {
         let waiter = {
             let handle = handle.clone();
             tokio::spawn(async move {
-                handle.wait_for(std::time::Duration::from_secs(5), |_, n| n >= 2).await
+                handle
+                    .wait_for(std::time::Duration::from_secs(5), |_, n| n >= 2)
+                    .await
             })
         };
-        sink.write(&batch(1, vec![message_event(1), message_event(2)], 10)).await.unwrap();
+        sink.write(&batch(1, vec![message_event(1), message_event(2)], 10))
+            .await
+            .unwrap();
         assert!(waiter.await.unwrap());
-        assert!(!handle.wait_for(std::time::Duration::from_millis(10), |_, n| n > 2).await);
+        assert!(
+            !handle
+                .wait_for(std::time::Duration::from_millis(10), |_, n| n > 2)
+                .await
+        );
     }
 }

@@ -39,6 +39,8 @@ pub struct SourceContext {
     pub limits: BatchLimits,
     /// Longest wait for in-flight batches during an orderly stop.
     pub drain_timeout: Duration,
+    /// True while a replication stream is open: changes committed from then on are captured.
+    pub streaming: watch::Sender<bool>,
 }
 
 /// Stream changes until stopped. Transient failures reconnect with backoff; the result is an
@@ -48,6 +50,7 @@ pub async fn run(cfg: &PostgresSourceConfig, mut ctx: SourceContext) -> Result<(
     let mut backoff = Backoff::new(cfg.reconnect_backoff_initial, cfg.reconnect_backoff_max);
     loop {
         let result = Session::run(cfg, &mut ctx, &mut batcher, &mut backoff).await;
+        ctx.streaming.send_replace(false);
         match result {
             Ok(()) => return Ok(()),
             Err(error) if error.class() == ErrorClass::Transient => {
@@ -106,7 +109,10 @@ impl<'a> Session<'a> {
         };
         batcher.resume_at(floor);
         let catalog = TypeCatalog::load(&sql).await?;
-        let budget = StreamBudget { memory_bytes: cfg.stream_buffer_bytes, spill_dir: cfg.spill_dir.clone() };
+        let budget = StreamBudget {
+            memory_bytes: cfg.stream_buffer_bytes,
+            spill_dir: cfg.spill_dir.clone(),
+        };
         let start_lsn = batcher.sent_checkpoint();
         let stream = client
             .start_replication(&StartOptions {
@@ -122,7 +128,10 @@ impl<'a> Session<'a> {
             slot = %cfg.slot, start = %start_lsn, server_wal = %system.xlogpos,
             timeline = system.timeline, "streaming changes"
         );
-        let heartbeat = cfg.heartbeat_interval.map(|every| heartbeat::spawn(cfg.connection.clone(), every));
+        ctx.streaming.send_replace(true);
+        let heartbeat = cfg
+            .heartbeat_interval
+            .map(|every| heartbeat::spawn(cfg.connection.clone(), every));
         let mut session = Session {
             cfg,
             ctx,
@@ -214,8 +223,10 @@ impl<'a> Session<'a> {
                 full
             }
             Decoded::Message(event) => {
-                let heartbeat =
-                    event.message.as_ref().is_some_and(|m| m.prefix == HEARTBEAT_PREFIX);
+                let heartbeat = event
+                    .message
+                    .as_ref()
+                    .is_some_and(|m| m.prefix == HEARTBEAT_PREFIX);
                 !heartbeat && self.batcher.push(event)
             }
             Decoded::Commit { end_lsn, .. } => self.batcher.complete_up_to(end_lsn),
@@ -239,7 +250,9 @@ impl<'a> Session<'a> {
     /// Hand the current batch to the pipeline, waiting while it is full but still confirming
     /// to the server meanwhile, so a slow sink never looks like a dead client.
     async fn send_batch(&mut self) -> Result<(), SourceError> {
-        let Some(batch) = self.batcher.take() else { return Ok(()) };
+        let Some(batch) = self.batcher.take() else {
+            return Ok(());
+        };
         let sender = self.ctx.batches.clone();
         let reserve = sender.reserve();
         tokio::pin!(reserve);

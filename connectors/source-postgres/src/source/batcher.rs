@@ -83,7 +83,10 @@ impl Batcher {
         }
         let batch = Batch {
             sequence: self.next_sequence,
-            events: std::mem::replace(&mut self.events, Vec::with_capacity(self.limits.max_events.min(4096))),
+            events: std::mem::replace(
+                &mut self.events,
+                Vec::with_capacity(self.limits.max_events.min(4096)),
+            ),
             checkpoint,
         };
         self.next_sequence += 1;
@@ -128,7 +131,10 @@ mod tests {
     }
 
     fn limits(max_events: usize) -> BatchLimits {
-        BatchLimits { max_events, max_wait: Duration::from_millis(50) }
+        BatchLimits {
+            max_events,
+            max_wait: Duration::from_millis(50),
+        }
     }
 
     #[test]

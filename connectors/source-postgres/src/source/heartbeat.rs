@@ -29,7 +29,8 @@ pub fn spawn(connection: ConnectionConfig, every: Duration) -> JoinHandle<()> {
                 }
             }
             if let Some(c) = &client {
-                let sql = format!("SELECT pg_logical_emit_message(false, '{HEARTBEAT_PREFIX}', '')");
+                let sql =
+                    format!("SELECT pg_logical_emit_message(false, '{HEARTBEAT_PREFIX}', '')");
                 if let Err(error) = c.batch_execute(&sql).await {
                     tracing::warn!(%error, "heartbeat failed");
                     client = None;

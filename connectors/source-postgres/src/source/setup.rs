@@ -45,10 +45,16 @@ pub async fn included_tables(
 }
 
 /// Make sure the publication exists (and, when sluice manages it, covers every included table).
-pub async fn ensure_publication(client: &Client, cfg: &PostgresSourceConfig) -> Result<(), SourceError> {
+pub async fn ensure_publication(
+    client: &Client,
+    cfg: &PostgresSourceConfig,
+) -> Result<(), SourceError> {
     let name = &cfg.publication;
     let existing = client
-        .query_opt("SELECT puballtables FROM pg_publication WHERE pubname = $1", &[name])
+        .query_opt(
+            "SELECT puballtables FROM pg_publication WHERE pubname = $1",
+            &[name],
+        )
         .await?;
     let quoted = quote_ident(name);
     match (existing, cfg.publication_autocreate) {
@@ -57,7 +63,9 @@ pub async fn ensure_publication(client: &Client, cfg: &PostgresSourceConfig) -> 
              create it with CREATE PUBLICATION {quoted} FOR TABLE ..."
         ))),
         (None, PublicationAutocreate::AllTables) => {
-            client.batch_execute(&format!("CREATE PUBLICATION {quoted} FOR ALL TABLES")).await?;
+            client
+                .batch_execute(&format!("CREATE PUBLICATION {quoted} FOR ALL TABLES"))
+                .await?;
             tracing::info!(publication = %name, "created publication for all tables");
             Ok(())
         }
@@ -70,7 +78,9 @@ pub async fn ensure_publication(client: &Client, cfg: &PostgresSourceConfig) -> 
                 )));
             }
             let list = table_list(&tables);
-            client.batch_execute(&format!("CREATE PUBLICATION {quoted} FOR TABLE {list}")).await?;
+            client
+                .batch_execute(&format!("CREATE PUBLICATION {quoted} FOR TABLE {list}"))
+                .await?;
             tracing::info!(publication = %name, tables = tables.len(), "created publication");
             Ok(())
         }
@@ -87,7 +97,9 @@ pub async fn ensure_publication(client: &Client, cfg: &PostgresSourceConfig) -> 
                 .collect();
             if !missing.is_empty() {
                 let list = table_list(&missing);
-                client.batch_execute(&format!("ALTER PUBLICATION {quoted} ADD TABLE {list}")).await?;
+                client
+                    .batch_execute(&format!("ALTER PUBLICATION {quoted} ADD TABLE {list}"))
+                    .await?;
                 tracing::info!(publication = %name, added = missing.len(), "added tables to publication");
             }
             Ok(())
@@ -150,14 +162,22 @@ mod tests {
 
     #[test]
     fn a_slot_of_another_plugin_is_refused_with_the_fix() {
-        let state = SlotState { plugin: Some("wal2json".into()), active: false, confirmed_flush: None };
+        let state = SlotState {
+            plugin: Some("wal2json".into()),
+            active: false,
+            confirmed_flush: None,
+        };
         let err = check_slot("s", &state).unwrap_err().to_string();
         assert!(err.contains("pg_drop_replication_slot('s')"), "{err}");
     }
 
     #[test]
     fn a_slot_in_use_is_a_transient_error() {
-        let state = SlotState { plugin: Some("pgoutput".into()), active: true, confirmed_flush: None };
+        let state = SlotState {
+            plugin: Some("pgoutput".into()),
+            active: true,
+            confirmed_flush: None,
+        };
         let err = check_slot("s", &state).unwrap_err();
         assert_eq!(err.class(), sluice_api::ErrorClass::Transient);
     }
