@@ -60,8 +60,49 @@ async fn every_builtin_type_arrives_typed_and_unknown_types_as_text() {
     )
     .await
     .unwrap();
-    let events = harness::wait_events(&handle, 2).await;
+    // Full identity: update, delete and truncate carry every typed value as the before image.
+    pg.execute(
+        "ALTER TABLE all_types REPLICA IDENTITY FULL;
+         UPDATE all_types SET c_text = 'changed' WHERE id = 1;
+         DELETE FROM all_types WHERE id = 1;
+         TRUNCATE all_types;",
+    )
+    .await
+    .unwrap();
+    let events = harness::wait_events(&handle, 5).await;
     pipeline.shutdown().await.unwrap();
+    let ops: Vec<&str> = events.iter().map(|e| e.op.as_str()).collect();
+    assert_eq!(ops, ["c", "c", "u", "d", "t"]);
+    // NaN is not equal to itself, so rows are compared by their debug form.
+    let same = |a: &Option<sluice_api::Row>, b: &Option<sluice_api::Row>| {
+        format!("{a:?}") == format!("{b:?}")
+    };
+    assert!(
+        same(&events[2].before, &events[0].after),
+        "update before = inserted row: {:?}",
+        events[2].before
+    );
+    let mut updated = events[0].after.clone().unwrap();
+    let text_index = events[0]
+        .table
+        .as_ref()
+        .unwrap()
+        .columns
+        .iter()
+        .position(|c| c.name == "c_text")
+        .unwrap();
+    updated[text_index] = Value::Text("changed".into());
+    assert!(
+        same(&events[2].after, &Some(updated.clone())),
+        "update after: {:?}",
+        events[2].after
+    );
+    assert!(
+        same(&events[3].before, &Some(updated)),
+        "delete before = updated row"
+    );
+    assert_eq!(events[3].after, None);
+    assert_eq!(events[4].table.as_ref().unwrap().name, "all_types");
 
     let first = &events[0];
     assert_eq!(first.op, Op::Create);

@@ -268,8 +268,10 @@ impl ConnectionConfig {
         });
         let target = self.redacted();
         if self.sslmode == SslMode::Disable {
-            let (client, connection) =
-                pg.connect(tokio_postgres::NoTls).await.map_err(sql_error)?;
+            let (client, connection) = pg
+                .connect(tokio_postgres::NoTls)
+                .await
+                .map_err(SourceError::from)?;
             tokio::spawn(async move {
                 if let Err(error) = connection.await {
                     tracing::warn!(%error, %target, "postgres connection closed with an error");
@@ -278,7 +280,7 @@ impl ConnectionConfig {
             Ok(client)
         } else {
             let tls = MakeRustlsConnect::for_config(self)?;
-            let (client, connection) = pg.connect(tls).await.map_err(sql_error)?;
+            let (client, connection) = pg.connect(tls).await.map_err(SourceError::from)?;
             tokio::spawn(async move {
                 if let Err(error) = connection.await {
                     tracing::warn!(%error, %target, "postgres connection closed with an error");
@@ -286,18 +288,6 @@ impl ConnectionConfig {
             });
             Ok(client)
         }
-    }
-}
-
-/// A refusal by the server (bad password, missing database) keeps its SQLSTATE and message,
-/// which tokio-postgres's own error text ("db error") leaves out.
-fn sql_error(error: tokio_postgres::Error) -> SourceError {
-    match error.as_db_error() {
-        Some(db) => SourceError::Server {
-            code: db.code().code().to_owned(),
-            message: db.message().to_owned(),
-        },
-        None => SourceError::Sql(error),
     }
 }
 

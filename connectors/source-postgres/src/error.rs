@@ -26,10 +26,24 @@ pub enum SourceError {
     Spill(String),
     /// An ordinary (non-replication) query failed.
     #[error("postgres query failed: {0}")]
-    Sql(#[from] tokio_postgres::Error),
+    Sql(tokio_postgres::Error),
     /// The database is not set up the way capture needs (wal_level, privileges, slot).
     #[error("{0}")]
     Setup(String),
+}
+
+/// A refusal by the server keeps its SQLSTATE and message, which tokio-postgres's own error
+/// text ("db error") leaves out; everything else keeps tokio-postgres's text and cause.
+impl From<tokio_postgres::Error> for SourceError {
+    fn from(error: tokio_postgres::Error) -> Self {
+        match error.as_db_error() {
+            Some(db) => SourceError::Server {
+                code: db.code().code().to_owned(),
+                message: db.message().to_owned(),
+            },
+            None => SourceError::Sql(error),
+        }
+    }
 }
 
 impl SourceError {
