@@ -283,3 +283,31 @@ async fn the_readme_demo_prints_the_five_changes_as_json_lines() {
     assert_eq!(events[4]["before"]["id"], 3);
     assert_eq!(events[0]["source"]["table"], "orders");
 }
+
+#[tokio::test]
+async fn check_names_what_to_change_and_exits_with_the_check_code() {
+    let options = ThrowawayOptions {
+        extra_conf: vec!["wal_level = replica".into()],
+        ..ThrowawayOptions::default()
+    };
+    let pg = ThrowawayPostgres::start(options).await.unwrap();
+    pg.execute("CREATE TABLE items (id int PRIMARY KEY); CREATE TABLE no_key (v text)")
+        .await
+        .unwrap();
+    let toml = harness::config_toml(&pg, &["public.*"], "");
+    let config = support::write_config(&toml);
+    let mut check =
+        SluiceProcess::spawn(&["check", "--config", config.path().to_str().unwrap()], &[]);
+    let status = check.wait_exit(Duration::from_secs(60)).await;
+    let report = check.stdout();
+    assert_eq!(status.code(), Some(3), "{report}\n{}", check.stderr());
+    assert!(
+        report.contains("ALTER SYSTEM SET wal_level = logical"),
+        "{report}"
+    );
+    assert!(
+        report.contains("no_key"),
+        "the table without a key is named: {report}"
+    );
+    assert!(report.contains("REPLICA IDENTITY FULL"), "{report}");
+}
