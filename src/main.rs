@@ -61,15 +61,8 @@ fn run(path: &Path) -> u8 {
         Ok(config) => config,
         Err(code) => return code,
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return EXIT_RUNTIME;
-        }
+    let Some(runtime) = async_runtime(true) else {
+        return EXIT_RUNTIME;
     };
     match runtime.block_on(sluice::runtime::run_until_signal(config)) {
         Ok(()) => EXIT_OK,
@@ -77,6 +70,23 @@ fn run(path: &Path) -> u8 {
             tracing::error!(error = %format!("{error:#}"), "pipeline failed");
             print_error_chain(&error);
             EXIT_RUNTIME
+        }
+    }
+}
+
+/// The tokio runtime for a command: multi-threaded for pipelines, one thread for short jobs.
+/// `None` (after printing why) when it cannot start.
+fn async_runtime(multi_thread: bool) -> Option<tokio::runtime::Runtime> {
+    let mut builder = if multi_thread {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    match builder.enable_all().build() {
+        Ok(runtime) => Some(runtime),
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            None
         }
     }
 }
@@ -89,15 +99,8 @@ fn demo() -> u8 {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .try_init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return EXIT_RUNTIME;
-        }
+    let Some(runtime) = async_runtime(true) else {
+        return EXIT_RUNTIME;
     };
     match runtime.block_on(sluice::demo::run_demo()) {
         Ok(()) => EXIT_OK,
@@ -119,15 +122,8 @@ fn check(path: &Path) -> u8 {
         config.sinks.len(),
         if config.sinks.len() == 1 { "" } else { "s" }
     );
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return EXIT_RUNTIME;
-        }
+    let Some(runtime) = async_runtime(false) else {
+        return EXIT_RUNTIME;
     };
     let report = runtime.block_on(async {
         let source = &config.source;
