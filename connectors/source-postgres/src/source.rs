@@ -18,6 +18,7 @@ pub use heartbeat::HEARTBEAT_PREFIX;
 pub use setup::{ensure_publication, included_tables, quote_ident, slot_state, SlotState};
 
 use crate::client::{ReplicationClient, ReplicationMessage, ReplicationStream, StartOptions};
+use crate::config::SnapshotMode;
 use crate::decoder::{Decoded, Decoder, StreamBudget};
 use crate::types::TypeCatalog;
 use crate::{PostgresSourceConfig, SourceError};
@@ -46,6 +47,13 @@ pub struct SourceContext {
 /// Stream changes until stopped. Transient failures reconnect with backoff; the result is an
 /// error only for failures a retry cannot fix.
 pub async fn run(cfg: &PostgresSourceConfig, mut ctx: SourceContext) -> Result<(), SourceError> {
+    if cfg.snapshot_mode != SnapshotMode::Never {
+        tracing::warn!(
+            snapshot_mode = cfg.snapshot_mode.as_str(),
+            "snapshots are not available in this version: capture starts at the slot's position \
+             without reading existing rows (set snapshot_mode = \"never\" to silence this)"
+        );
+    }
     let mut batcher = Batcher::new(ctx.limits);
     let mut backoff = Backoff::new(cfg.reconnect_backoff_initial, cfg.reconnect_backoff_max);
     loop {
