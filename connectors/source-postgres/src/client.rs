@@ -25,6 +25,7 @@ use wire::{encode_status, now_pg_us, parse_copy_data, Transport};
 pub(crate) use wire::{log_notice, server_error, Frame, Wire};
 
 use crate::auth::{startup, SessionInfo};
+use crate::ident::quote_ident;
 use crate::{ConnectionConfig, SourceError, SslMode};
 
 /// How long an orderly shutdown waits for the server to acknowledge the end of the stream
@@ -484,10 +485,6 @@ fn text(bytes: Option<&[u8]>) -> Result<String, SourceError> {
 }
 
 /// A double-quoted identifier for replication commands.
-fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
 fn encode_error(e: std::io::Error) -> SourceError {
     SourceError::Protocol(format!("cannot encode a command: {e}"))
 }

@@ -8,6 +8,7 @@ pub mod config;
 pub mod connection;
 pub mod decoder;
 pub mod error;
+pub mod ident;
 pub mod pgoutput;
 pub mod source;
 pub mod spill;

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use batcher::{BatchLimits, Batcher};
 pub use heartbeat::HEARTBEAT_PREFIX;
-pub use setup::{ensure_publication, included_tables, quote_ident, slot_state, SlotState};
+pub use setup::{ensure_publication, included_tables, slot_state, SlotState};
 
 use crate::client::{ReplicationClient, ReplicationMessage, ReplicationStream, StartOptions};
 use crate::config::SnapshotMode;

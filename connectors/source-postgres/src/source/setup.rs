@@ -5,6 +5,7 @@ use sluice_api::Lsn;
 use tokio_postgres::Client;
 
 use crate::config::{table_included, PublicationAutocreate};
+use crate::ident::quote_ident;
 use crate::{PostgresSourceConfig, SourceError};
 
 /// The replication slot as the server reports it.
@@ -14,11 +15,6 @@ pub struct SlotState {
     pub active: bool,
     /// What the slot has confirmed: streaming resumes after it.
     pub confirmed_flush: Option<Lsn>,
-}
-
-/// Quote an identifier for SQL.
-pub fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 /// The included tables that exist now, as `(schema, table)`.
@@ -153,12 +149,6 @@ pub fn check_slot(slot: &str, state: &SlotState) -> Result<(), SourceError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn identifiers_are_quoted_with_embedded_quotes_doubled() {
-        assert_eq!(quote_ident("Orders"), "\"Orders\"");
-        assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
-    }
 
     #[test]
     fn a_slot_of_another_plugin_is_refused_with_the_fix() {
