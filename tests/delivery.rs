@@ -264,3 +264,16 @@ fn last_n(event: &sluice_api::ChangeEvent) -> Option<i32> {
         _ => None,
     }
 }
+
+#[tokio::test]
+async fn an_idle_pipeline_stops_at_once_rather_than_waiting_out_the_drain_timeout() {
+    let pg = support::start_postgres().await;
+    pg.execute("CREATE TABLE items (id int PRIMARY KEY)")
+        .await
+        .unwrap();
+    // The default drain timeout is 30 s; with nothing in flight a stop must not wait for it.
+    let (pipeline, _handle) = harness::start(harness::config(&pg, &["public.items"], "")).await;
+    harness::wait_streaming(&pg).await;
+    let stopped = tokio::time::timeout(Duration::from_secs(10), pipeline.shutdown()).await;
+    assert!(matches!(stopped, Ok(Ok(()))), "{stopped:?}");
+}

@@ -133,6 +133,9 @@ pub struct PostgresSourceConfig {
     pub reconnect_backoff_initial: Duration,
     /// Longest wait between reconnect attempts.
     pub reconnect_backoff_max: Duration,
+    /// Fill unchanged TOAST values of updates by re-reading the row by key (only while the
+    /// row still has the updated version); off leaves them marked as unavailable.
+    pub reread_unchanged_toast: bool,
 }
 
 impl PostgresSourceConfig {
@@ -190,6 +193,8 @@ pub struct RawPostgresSource {
     pub reconnect_backoff_initial_ms: Option<u64>,
     /// Default 30000, at least the initial backoff.
     pub reconnect_backoff_max_ms: Option<u64>,
+    /// Default true.
+    pub reread_unchanged_toast: Option<bool>,
 }
 
 /// Validate `[source]` (at key path `prefix`) for the pipeline `pipeline_name`, reporting
@@ -376,6 +381,7 @@ pub fn validate(
                 heartbeat_interval: (heartbeat_ms > 0).then(|| Duration::from_millis(heartbeat_ms)),
                 reconnect_backoff_initial: Duration::from_millis(backoff_initial_ms),
                 reconnect_backoff_max: Duration::from_millis(backoff_max_ms),
+                reread_unchanged_toast: raw.reread_unchanged_toast.unwrap_or(true),
             })
         }
         _ => Err(problems),
@@ -653,6 +659,7 @@ mod tests {
             spill_dir: None,
             status_interval: Duration::from_secs(10),
             heartbeat_interval: None,
+            reread_unchanged_toast: true,
             reconnect_backoff_initial: Duration::from_millis(500),
             reconnect_backoff_max: Duration::from_secs(30),
         };

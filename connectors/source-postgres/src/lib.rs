@@ -13,6 +13,7 @@ pub mod pgoutput;
 pub mod source;
 pub mod spill;
 pub mod tls;
+pub mod toast;
 pub mod types;
 pub mod values;
 

@@ -20,6 +20,7 @@ pub use setup::{ensure_publication, included_tables, slot_state, SlotState};
 use crate::client::{ReplicationClient, ReplicationMessage, ReplicationStream, StartOptions};
 use crate::config::SnapshotMode;
 use crate::decoder::{Decoded, Decoder, StreamBudget};
+use crate::toast;
 use crate::types::TypeCatalog;
 use crate::{PostgresSourceConfig, SourceError};
 
@@ -258,9 +259,16 @@ impl<'a> Session<'a> {
     /// Hand the current batch to the pipeline, waiting while it is full but still confirming
     /// to the server meanwhile, so a slow sink never looks like a dead client.
     async fn send_batch(&mut self) -> Result<(), SourceError> {
-        let Some(batch) = self.batcher.take() else {
+        let Some(mut batch) = self.batcher.take() else {
             return Ok(());
         };
+        if self.cfg.reread_unchanged_toast {
+            // A failed re-read leaves the values marked unavailable; it never stops the stream.
+            let catalog = self.decoder.catalog();
+            if let Err(error) = toast::refill(&self.sql, catalog, &mut batch.events).await {
+                tracing::warn!(%error, "re-reading unchanged TOAST values failed; they stay unavailable");
+            }
+        }
         let sender = self.ctx.batches.clone();
         let reserve = sender.reserve();
         tokio::pin!(reserve);
@@ -310,9 +318,10 @@ impl<'a> Session<'a> {
         let target = self.batcher.sent_checkpoint();
         let deadline = Instant::now() + self.ctx.drain_timeout;
         let mut confirmed = self.ctx.confirmed.clone();
+        let floor = self.floor;
         let reached = tokio::time::timeout_at(deadline, async {
             loop {
-                if *confirmed.borrow_and_update() >= target {
+                if (*confirmed.borrow_and_update()).max(floor) >= target {
                     return true;
                 }
                 if confirmed.changed().await.is_err() {
