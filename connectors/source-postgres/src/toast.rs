@@ -33,7 +33,7 @@ pub async fn refill(
         else {
             continue;
         };
-        if event.op == Op::Update && after.iter().any(|v| *v == Value::UnchangedToast) {
+        if event.op == Op::Update && after.contains(&Value::UnchangedToast) {
             groups
                 .entry((table.relation_id, xid))
                 .or_default()

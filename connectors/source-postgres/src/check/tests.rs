@@ -30,6 +30,7 @@ fn source_config(cluster: &TestCluster, user: &str, slot: &str) -> PostgresSourc
         spill_dir: None,
         status_interval: Duration::from_secs(10),
         heartbeat_interval: None,
+        reread_unchanged_toast: true,
         reconnect_backoff_initial: Duration::from_millis(500),
         reconnect_backoff_max: Duration::from_secs(30),
     }
