@@ -151,4 +151,19 @@ pub struct Batch {
     /// durable: the commit end of the last transaction the batch completes, or a keepalive
     /// position between transactions. `None` when the batch ends inside a transaction.
     pub checkpoint: Option<Lsn>,
+    /// The events in their wire form (Confluent-framed Avro key and value), one per event in
+    /// the same order, when the pipeline encodes envelopes (a schema registry is configured);
+    /// empty otherwise.
+    pub records: Vec<EncodedRecord>,
+}
+
+/// One event as a keyed record for a topic: Confluent wire format (magic byte 0, 4-byte
+/// big-endian schema id, Avro binary). A `None` key means the table has no key; a `None` value
+/// is a tombstone.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EncodedRecord {
+    /// `<prefix>.<schema>.<table>` (or the message topic for logical messages).
+    pub topic: std::sync::Arc<str>,
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
 }

@@ -115,6 +115,7 @@ mod tests {
             sequence: 1,
             events: vec![event.clone(), event],
             checkpoint: None,
+            records: Vec::new(),
         };
         for _ in 0..2 {
             let mut sink = FileSink::open(&config, ctx.clone()).await.unwrap();

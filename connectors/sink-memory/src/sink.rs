@@ -182,6 +182,7 @@ mod tests {
             sequence,
             events,
             checkpoint: Some(Lsn(checkpoint)),
+            records: Vec::new(),
         }
     }
 

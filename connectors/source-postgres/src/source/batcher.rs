@@ -88,6 +88,7 @@ impl Batcher {
                 Vec::with_capacity(self.limits.max_events.min(4096)),
             ),
             checkpoint,
+            records: Vec::new(),
         };
         self.next_sequence += 1;
         self.deadline = None;
