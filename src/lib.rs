@@ -9,4 +9,6 @@ pub mod delivery;
 pub mod demo;
 pub mod embedded;
 pub mod pipeline;
+pub mod registry;
 pub mod runtime;
+pub mod schema;

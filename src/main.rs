@@ -44,6 +44,11 @@ enum Command {
     /// Start a throwaway PostgreSQL, capture a sample table, make a few changes and print
     /// their events as JSON lines (needs PostgreSQL's server binaries, not a running server).
     Demo,
+    /// The embedded Confluent-compatible schema registry.
+    Registry {
+        #[command(subcommand)]
+        command: sluice::registry::RegistryCommand,
+    },
 }
 
 fn main() -> ExitCode {
@@ -52,6 +57,7 @@ fn main() -> ExitCode {
         Command::Run { config } => run(&config),
         Command::Check { config } => check(&config),
         Command::Demo => demo(),
+        Command::Registry { command } => sluice::registry::run_command(command),
     };
     ExitCode::from(code)
 }

@@ -4,7 +4,9 @@ mod auth;
 mod capture;
 mod daemon;
 mod delivery;
+mod envelope;
 mod harness;
+mod registry;
 mod support;
 
 use std::time::Duration;

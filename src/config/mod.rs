@@ -7,8 +7,10 @@
 //! `config/sluice.example.toml` for every key.
 
 mod env;
+mod envelope;
 mod log;
 mod pipeline;
+mod registry;
 mod sink;
 
 use std::path::{Path, PathBuf};
@@ -20,11 +22,13 @@ use sluice_source_postgres::PostgresSourceConfig;
 use toml::{Table, Value};
 
 pub use env::{apply_overrides, ENV_PREFIX};
+pub use envelope::{RawEnvelope, MAX_MONEY_FRACTION_DIGITS};
 pub use log::{LogConfig, LogFormat, DEFAULT_LOG_LEVEL};
 pub use pipeline::{
     PipelineConfig, DEFAULT_MAX_BATCH_EVENTS, DEFAULT_MAX_BATCH_WAIT_MS,
     DEFAULT_MAX_IN_FLIGHT_BATCHES, DEFAULT_SHUTDOWN_TIMEOUT_MS,
 };
+pub use registry::{OnIncompatible, RegistryConfig, DEFAULT_REGISTRY_LISTEN};
 pub use sink::SinkSpec;
 
 /// The validated configuration of one daemon. Its `Debug` never shows a password (the
@@ -39,6 +43,10 @@ pub struct Config {
     pub sinks: Vec<SinkSpec>,
     /// `[log]`.
     pub log: LogConfig,
+    /// `[envelope]`: how events are shaped for Debezium-compatible consumers.
+    pub envelope: crate::schema::EnvelopeOptions,
+    /// `[registry]`: when present, batches carry Avro envelopes registered there.
+    pub registry: Option<RegistryConfig>,
 }
 
 /// Why a config file could not become a [`Config`].
@@ -132,16 +140,32 @@ impl Config {
         let sinks = ok_or_report(sink::validate_sinks(root.sink, "sink"), &mut problems);
         let log = section::<log::RawLog>(root.log, "log", &mut problems)
             .and_then(|raw| ok_or_report(log::validate(raw, "log"), &mut problems));
+        let envelope = section::<envelope::RawEnvelope>(root.envelope, "envelope", &mut problems)
+            .and_then(|raw| ok_or_report(envelope::validate(raw, "envelope"), &mut problems));
+        // `[registry]` is optional: absent means no Avro envelopes.
+        let registry = match root.registry {
+            None => Some(None),
+            Some(value) => section::<registry::RawRegistry>(Some(value), "registry", &mut problems)
+                .and_then(|raw| ok_or_report(registry::validate(raw, "registry"), &mut problems))
+                .map(Some),
+        };
 
-        match (pipeline, source, sinks, log) {
-            (Some(pipeline), Some(source), Some(sinks), Some(log)) if problems.is_empty() => {
-                Ok(Config {
-                    pipeline,
-                    source,
-                    sinks,
-                    log,
-                })
-            }
+        match (pipeline, source, sinks, log, envelope, registry) {
+            (
+                Some(pipeline),
+                Some(source),
+                Some(sinks),
+                Some(log),
+                Some(envelope),
+                Some(registry),
+            ) if problems.is_empty() => Ok(Config {
+                pipeline,
+                source,
+                sinks,
+                log,
+                envelope,
+                registry,
+            }),
             _ => Err(ConfigProblems(dedupe(problems))),
         }
     }
@@ -154,6 +178,8 @@ struct RawRoot {
     source: Option<Value>,
     sink: Option<Value>,
     log: Option<Value>,
+    envelope: Option<Value>,
+    registry: Option<Value>,
 }
 
 /// Deserialize one section (absent = empty table, so its required keys are reported).
