@@ -5,6 +5,7 @@ mod capture;
 mod daemon;
 mod delivery;
 mod envelope;
+mod evolution;
 mod harness;
 mod registry;
 mod support;

@@ -4,24 +4,38 @@
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::envelope::EnvelopeStage;
 use super::SharedBatch;
 
 /// Distribute batches until the source stops (or the pipeline aborts); dropping the queues
-/// then lets each driver finish what it holds and close.
+/// then lets each driver finish what it holds and close. With an envelope stage, each batch
+/// is encoded first; a batch that cannot be encoded stops the pipeline before any sink sees it.
 pub(super) async fn run(
     mut batches: mpsc::Receiver<sluice_api::Batch>,
     queues: Vec<mpsc::Sender<SharedBatch>>,
+    mut envelope: Option<EnvelopeStage>,
     abort: CancellationToken,
-) {
+) -> anyhow::Result<()> {
     loop {
-        let batch = tokio::select! {
-            batch = batches.recv() => match batch { Some(b) => SharedBatch::new(b), None => return },
-            _ = abort.cancelled() => return,
+        let mut batch = tokio::select! {
+            batch = batches.recv() => match batch { Some(b) => b, None => return Ok(()) },
+            _ = abort.cancelled() => return Ok(()),
         };
+        if let Some(stage) = envelope.as_mut() {
+            let encoded = tokio::select! {
+                encoded = stage.encode(&mut batch) => encoded,
+                _ = abort.cancelled() => return Ok(()),
+            };
+            if let Err(error) = encoded {
+                abort.cancel();
+                return Err(error.into());
+            }
+        }
+        let batch = SharedBatch::new(batch);
         for queue in &queues {
             tokio::select! {
-                sent = queue.send(batch.clone()) => if sent.is_err() { return },
-                _ = abort.cancelled() => return,
+                sent = queue.send(batch.clone()) => if sent.is_err() { return Ok(()) },
+                _ = abort.cancelled() => return Ok(()),
             }
         }
     }

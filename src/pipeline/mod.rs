@@ -8,6 +8,7 @@
 //!    └──── confirmed LSN (watch) ◀── checkpoint (min over sinks) ◀─┘
 //! ```
 
+mod envelope;
 mod fanout;
 
 use std::sync::Arc;
@@ -45,8 +46,16 @@ pub struct RunningPipeline {
     streaming: watch::Receiver<bool>,
     source: JoinHandle<anyhow::Result<()>>,
     drivers: Vec<JoinHandle<anyhow::Result<()>>>,
-    fanout: JoinHandle<()>,
+    fanout: JoinHandle<anyhow::Result<()>>,
     checkpoint: JoinHandle<()>,
+    registry: Option<EmbeddedRegistry>,
+}
+
+/// The in-process schema registry, when `[registry]` has no url.
+struct EmbeddedRegistry {
+    url: String,
+    stop: CancellationToken,
+    task: JoinHandle<Result<(), crate::registry::ServeError>>,
 }
 
 impl RunningPipeline {
@@ -80,6 +89,11 @@ impl RunningPipeline {
         self.join().await
     }
 
+    /// The schema registry's base URL when the pipeline serves the embedded one.
+    pub fn embedded_registry_url(&self) -> Option<&str> {
+        self.registry.as_ref().map(|r| r.url.as_str())
+    }
+
     /// A token that stops the pipeline in order when cancelled.
     pub fn stop_token(&self) -> CancellationToken {
         self.stop.clone()
@@ -103,9 +117,24 @@ impl RunningPipeline {
         for driver in self.drivers {
             record(driver.await.context("sink task panicked").and_then(|r| r));
         }
-        let _ = self.fanout.await;
+        record(
+            self.fanout
+                .await
+                .context("fan-out task panicked")
+                .and_then(|r| r),
+        );
         let _ = self.checkpoint.await;
         self.abort.cancel();
+        if let Some(registry) = self.registry {
+            registry.stop.cancel();
+            record(
+                registry
+                    .task
+                    .await
+                    .context("registry task panicked")
+                    .and_then(|r| r.map_err(Into::into)),
+            );
+        }
         first_error.map_or(Ok(()), Err)
     }
 }
@@ -161,7 +190,23 @@ pub async fn start(config: Config, extra_sinks: Vec<NamedSink>) -> anyhow::Resul
         }));
     }
     drop(ack_tx);
-    let fanout = tokio::spawn(fanout::run(batch_rx, queues, abort.clone()));
+    let (envelope, registry) = match &config.registry {
+        None => (None, None),
+        Some(registry_config) => {
+            let embedded = match &registry_config.url {
+                Some(_) => None,
+                None => Some(start_embedded_registry(registry_config).await?),
+            };
+            let url = registry_config
+                .url
+                .clone()
+                .or_else(|| embedded.as_ref().map(|e| e.url.clone()))
+                .unwrap_or_default();
+            let stage = envelope::EnvelopeStage::new(&config, registry_config, &url)?;
+            (Some(stage), embedded)
+        }
+    };
+    let fanout = tokio::spawn(fanout::run(batch_rx, queues, envelope, abort.clone()));
     let checkpoint = tokio::spawn(checkpoint_task(ack_rx, sink_count, confirmed_tx));
 
     let (streaming_tx, streaming_rx) = watch::channel(false);
@@ -195,7 +240,27 @@ pub async fn start(config: Config, extra_sinks: Vec<NamedSink>) -> anyhow::Resul
         drivers,
         fanout,
         checkpoint,
+        registry,
     })
+}
+
+/// Serve the embedded registry on `[registry] listen` (port 0 picks a free port).
+async fn start_embedded_registry(
+    config: &crate::config::RegistryConfig,
+) -> anyhow::Result<EmbeddedRegistry> {
+    let storage = match &config.storage {
+        Some(text) => crate::registry::Storage::parse(text)
+            .map_err(|e| anyhow::anyhow!("registry.storage: {e}"))?,
+        None => crate::registry::Storage::Memory,
+    };
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding the embedded schema registry to {}", config.listen))?;
+    let url = format!("http://{}", listener.local_addr()?);
+    tracing::info!(%url, storage = %storage.describe(), "serving the embedded schema registry");
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(crate::registry::serve(listener, storage, stop.clone()));
+    Ok(EmbeddedRegistry { url, stop, task })
 }
 
 /// Turn acks into the confirmed LSN, in order, until every driver is gone.

@@ -116,6 +116,12 @@ struct IdResponse {
 }
 
 #[derive(Deserialize)]
+struct ConfigResponse {
+    #[serde(rename = "compatibilityLevel")]
+    compatibility_level: String,
+}
+
+#[derive(Deserialize)]
 struct ErrorResponse {
     error_code: i64,
     message: String,
@@ -210,6 +216,43 @@ impl RegistryClient {
         ))
     }
 
+    /// The versions registered under `subject`, oldest first (empty when it has none).
+    pub async fn versions(&self, subject: &str) -> Result<Vec<u32>, RegistryError> {
+        let url = format!("{}/subjects/{}/versions", self.base, encode_path(subject));
+        let versions: Option<Vec<u32>> = self.send(self.http.get(&url), "listing versions").await?;
+        Ok(versions.unwrap_or_default())
+    }
+
+    /// The compatibility level that applies to `subject` (its own, else the global one).
+    pub async fn compatibility_level(&self, subject: &str) -> Result<String, RegistryError> {
+        let url = format!(
+            "{}/config/{}?defaultToGlobal=true",
+            self.base,
+            encode_path(subject)
+        );
+        let request = self.http.get(&url);
+        let config: Option<ConfigResponse> = self
+            .send(request, "reading the compatibility level")
+            .await?;
+        Ok(config.map_or_else(|| "BACKWARD".to_string(), |c| c.compatibility_level))
+    }
+
+    /// Set `subject`'s own compatibility level (`NONE`, `BACKWARD`, ...).
+    pub async fn set_compatibility_level(
+        &self,
+        subject: &str,
+        level: &str,
+    ) -> Result<(), RegistryError> {
+        let url = format!("{}/config/{}", self.base, encode_path(subject));
+        let request = self
+            .http
+            .put(&url)
+            .json(&serde_json::json!({ "compatibility": level }));
+        self.send::<serde_json::Value>(request, "setting the compatibility level")
+            .await?;
+        Ok(())
+    }
+
     /// Run `call` until it succeeds or fails for good, waiting with backoff while the registry
     /// is unavailable; gives up when `deadline` passes.
     pub async fn with_retry<T, F, Fut>(
@@ -242,20 +285,26 @@ impl RegistryClient {
         self.ids.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// POST JSON; `Ok(None)` for "subject/schema not found" (40401, 40403), which callers
-    /// interpret.
+    /// POST JSON (see [`RegistryClient::send`]).
     async fn post<T: serde::de::DeserializeOwned>(
         &self,
         url: &str,
         body: &serde_json::Value,
         what: &str,
     ) -> Result<Option<T>, RegistryError> {
-        let mut request = self
-            .http
-            .post(url)
+        self.send(self.http.post(url).json(body), what).await
+    }
+
+    /// Send with the registry's content type and credentials; `Ok(None)` for "subject/schema
+    /// not found" (40401, 40403), which callers interpret.
+    async fn send<T: serde::de::DeserializeOwned>(
+        &self,
+        request: reqwest::RequestBuilder,
+        what: &str,
+    ) -> Result<Option<T>, RegistryError> {
+        let mut request = request
             .header(reqwest::header::CONTENT_TYPE, CONTENT_TYPE)
-            .header(reqwest::header::ACCEPT, CONTENT_TYPE)
-            .json(body);
+            .header(reqwest::header::ACCEPT, CONTENT_TYPE);
         if let Some(user) = &self.config.username {
             let password = self
                 .config

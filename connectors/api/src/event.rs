@@ -151,9 +151,9 @@ pub struct Batch {
     /// durable: the commit end of the last transaction the batch completes, or a keepalive
     /// position between transactions. `None` when the batch ends inside a transaction.
     pub checkpoint: Option<Lsn>,
-    /// The events in their wire form (Confluent-framed Avro key and value), one per event in
-    /// the same order, when the pipeline encodes envelopes (a schema registry is configured);
-    /// empty otherwise.
+    /// The events in their wire form (Confluent-framed Avro key and value), in event order,
+    /// when the pipeline encodes envelopes (a schema registry is configured); empty otherwise.
+    /// Events without a row envelope (truncates, logical messages) have no record.
     pub records: Vec<EncodedRecord>,
 }
 
@@ -162,6 +162,8 @@ pub struct Batch {
 /// is a tombstone.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct EncodedRecord {
+    /// The index in the batch's `events` of the event this record encodes.
+    pub event: usize,
     /// `<prefix>.<schema>.<table>` (or the message topic for logical messages).
     pub topic: std::sync::Arc<str>,
     pub key: Option<Vec<u8>>,

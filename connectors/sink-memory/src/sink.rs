@@ -2,7 +2,7 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use sluice_api::{Batch, ChangeEvent, ErrorClass, Lsn, Sink, SinkError};
+use sluice_api::{Batch, ChangeEvent, EncodedRecord, ErrorClass, Lsn, Sink, SinkError};
 use tokio::sync::Notify;
 
 use crate::MemorySinkConfig;
@@ -10,6 +10,8 @@ use crate::MemorySinkConfig;
 #[derive(Default)]
 struct State {
     events: Vec<ChangeEvent>,
+    /// The batches' wire records (when the pipeline encodes envelopes), in order.
+    records: Vec<EncodedRecord>,
     event_count: u64,
     batch_count: u64,
     last_checkpoint: Option<Lsn>,
@@ -81,6 +83,7 @@ impl Sink for MemorySink {
             }
             if self.retain {
                 state.events.extend(batch.events.iter().cloned());
+                state.records.extend(batch.records.iter().cloned());
             }
             state.event_count += batch.events.len() as u64;
             state.batch_count += 1;
@@ -97,6 +100,11 @@ impl MemorySinkHandle {
     /// A copy of every event taken so far (empty when not retaining).
     pub fn events(&self) -> Vec<ChangeEvent> {
         self.shared.lock().events.clone()
+    }
+
+    /// A copy of every wire record taken so far (empty unless envelopes are encoded).
+    pub fn records(&self) -> Vec<EncodedRecord> {
+        self.shared.lock().records.clone()
     }
 
     /// How many events were taken.
