@@ -213,3 +213,77 @@ async fn schema_changes_register_versions_in_order_and_an_incompatible_one_stops
     assert_eq!(subject_versions(&url, subject).await, vec![1, 2, 3]);
     pipeline.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn while_the_registry_is_down_nothing_is_delivered_or_confirmed_and_then_it_resumes() {
+    let pg = support::start_postgres().await;
+    pg.execute("CREATE TABLE items (id int PRIMARY KEY)")
+        .await
+        .unwrap();
+    // A port where nothing listens yet: the registry comes up later.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let text = format!(
+        "{}\n[registry]\nurl = \"http://127.0.0.1:{port}\"\n",
+        harness::config_toml(&pg, &["public.items"], "")
+    );
+    let config = sluice::config::Config::from_toml_str(&text, std::iter::empty()).unwrap();
+    let (pipeline, handle) = harness::start(config).await;
+    harness::wait_streaming(&pg).await;
+    let client = pg.client(DEFAULT_DATABASE).await.unwrap();
+    client
+        .batch_execute("INSERT INTO items VALUES (1)")
+        .await
+        .unwrap();
+    let inserted = support::current_wal_lsn(&client).await;
+    support::wait_until("the server has sent the insert to sluice", WAIT, || async {
+        let row = client
+            .query_opt(
+                "SELECT sent_lsn::text FROM pg_stat_replication WHERE application_name = 'sluice'",
+                &[],
+            )
+            .await
+            .ok()
+            .flatten();
+        row.and_then(|r| r.get::<_, Option<String>>(0))
+            .and_then(|t| t.parse::<sluice_api::Lsn>().ok())
+            .is_some_and(|sent| sent >= inserted)
+    })
+    .await;
+    assert_eq!(
+        handle.event_count(),
+        0,
+        "nothing reaches sinks without its schema"
+    );
+    let confirmed = support::slot_confirmed_flush_lsn(&client, SLOT)
+        .await
+        .unwrap();
+    assert!(
+        confirmed < inserted,
+        "nothing is confirmed while the registry is down"
+    );
+
+    let mut registry = support::SluiceProcess::spawn(
+        &[
+            "registry",
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ],
+        &[],
+    );
+    let events = harness::wait_events(&handle, 1).await;
+    assert_eq!(harness::id_of(&events[0]), Some(1));
+    support::wait_until("the slot moves past the insert", WAIT, || async {
+        support::slot_confirmed_flush_lsn(&client, SLOT)
+            .await
+            .is_some_and(|c| c >= inserted)
+    })
+    .await;
+    pipeline.shutdown().await.unwrap();
+    registry.terminate();
+    registry.wait_exit(Duration::from_secs(30)).await;
+}

@@ -18,12 +18,6 @@ const USER_V1: &str = r#"{"type":"record","name":"User","fields":[{"name":"id","
 const USER_V2: &str = r#"{"type":"record","name":"User","fields":[{"name":"id","type":"long"},{"name":"email","type":["null","string"],"default":null}]}"#;
 const USER_REQUIRED: &str = r#"{"type":"record","name":"User","fields":[{"name":"id","type":"long"},{"name":"email","type":"string"}]}"#;
 
-/// A port nobody listens on right now: bind port 0, note what the kernel chose, release it.
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    listener.local_addr().expect("local addr").port()
-}
-
 /// `sluice registry serve` on a free port, ready for requests.
 struct Registry {
     process: SluiceProcess,
@@ -32,7 +26,7 @@ struct Registry {
 
 impl Registry {
     async fn start(storage: Option<&str>) -> Registry {
-        let port = free_port();
+        let port = support::free_port();
         let listen = format!("127.0.0.1:{port}");
         let mut args = vec!["registry", "serve", "--listen", listen.as_str()];
         if let Some(storage) = storage {

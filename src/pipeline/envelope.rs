@@ -40,7 +40,7 @@ pub enum EnvelopeError {
     Schema { table: String, message: String },
     #[error(transparent)]
     Registry(#[from] RegistryError),
-    #[error("loading enum and domain types: {0}")]
+    #[error("reading the table catalog: {0}")]
     Types(String),
 }
 
@@ -149,18 +149,24 @@ impl EnvelopeStage {
         if table.columns.iter().any(|c| !self.knows_type(&c.type_name)) {
             self.types = load_user_types(&self.connection).await?;
         }
-        // NOT NULL is not in the replication stream; key columns are required, the rest optional.
-        let schemas = build_table_schemas(
-            &self.prefix,
-            table,
-            &HashSet::new(),
-            &self.options,
-            &self.types,
-        )
-        .map_err(|e| EnvelopeError::Schema {
-            table: name.clone(),
-            message: e.to_string(),
-        })?;
+        // NOT NULL is not in the replication stream: read it from the catalog.
+        let not_null = load_not_null(&self.connection, table.relation_id).await?;
+        let schemas =
+            build_table_schemas(&self.prefix, table, &not_null, &self.options, &self.types)
+                .map_err(|e| EnvelopeError::Schema {
+                    table: name.clone(),
+                    message: e.to_string(),
+                })?;
+        if let Some(previous) = self.tables.get(&table.relation_id) {
+            // The local verdict (new schema reading data of the previous one) goes to the log;
+            // the registry's, under the subject's configured level, decides.
+            if let Err(e) = apache_avro::schema_compatibility::SchemaCompatibility::can_read(
+                &previous.schemas.envelope_avro,
+                &schemas.envelope_avro,
+            ) {
+                tracing::warn!(table = %name, %changes, error = %e, "the new schema cannot read data of the previous one");
+            }
+        }
         let envelope_name = format!("{}.Envelope", schemas.namespace);
         let value_subject = self.strategy.subject(&schemas.topic, &envelope_name, false);
         let value_schema = schemas.envelope_json.to_string();
@@ -323,6 +329,26 @@ fn encode_event(
         key,
         value: Some(value),
     })
+}
+
+/// The table's columns declared NOT NULL.
+async fn load_not_null(
+    connection: &ConnectionConfig,
+    relation_id: u32,
+) -> Result<HashSet<String>, EnvelopeError> {
+    let client = connection
+        .connect_sql()
+        .await
+        .map_err(|e| EnvelopeError::Types(e.to_string()))?;
+    let rows = client
+        .query(
+            "SELECT attname::text FROM pg_attribute \
+             WHERE attrelid = $1 AND attnum > 0 AND attnotnull AND NOT attisdropped",
+            &[&relation_id],
+        )
+        .await
+        .map_err(|e| EnvelopeError::Types(e.to_string()))?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
 /// Enum labels and domain bases of the source database, keyed by type name as events show it.

@@ -22,6 +22,12 @@ pub use sluice::embedded::{
 /// the condition holds, long enough not to load two-core CI machines.
 const POLL_INTERVAL: Duration = Duration::from_millis(20);
 
+/// A port nobody listens on right now: bind port 0, note what the kernel chose, release it.
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    listener.local_addr().expect("local addr").port()
+}
+
 /// Start a throwaway cluster with the standard settings.
 pub async fn start_postgres() -> ThrowawayPostgres {
     ThrowawayPostgres::start(ThrowawayOptions::default())
