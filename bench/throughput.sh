@@ -14,6 +14,8 @@
 # Environment: N=1000000  BATCH=1000  PGBIN=<pg_config --bindir | newest /usr/lib/postgresql/*/bin>
 #   SLUICE_BIN=<built here with cargo build --release>  SKIP_SLUICE=0 (1: baseline only)
 #   TIMEOUT_S=1800 (per consumer)  RUN_AS=postgres (OS user for the server when run as root)
+#   ENVELOPES=0 (1: sluice also encodes every event as a Debezium Avro key and envelope,
+#               registered in its embedded schema registry; the result is named pg_throughput_avro)
 set -euo pipefail
 
 N=${N:-1000000}
@@ -21,6 +23,9 @@ BATCH=${BATCH:-1000}
 NDEL=$((N / 10))
 CHANGES=$((N + N + NDEL))
 SKIP_SLUICE=${SKIP_SLUICE:-0}
+ENVELOPES=${ENVELOPES:-0}
+RESULT_NAME=pg_throughput
+[[ $ENVELOPES == 1 ]] && RESULT_NAME=pg_throughput_avro
 TIMEOUT_S=${TIMEOUT_S:-1800}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 DB=bench PUB=bench_pub SLUICE_SLOT=sluice_bench BASE_SLOT=recvlogical_bench
@@ -185,6 +190,9 @@ name = "null"
 type = "memory"
 retain = false
 EOF
+    if [[ $ENVELOPES == 1 ]]; then
+        printf '\n[registry]\nlisten = "127.0.0.1:0"\n' >>"$WORKDIR/sluice.toml"
+    fi
     # One psql session answers the 50 ms polls: a new connection per poll would steal CPU from
     # the daemon being measured.
     coproc POLL { "$PGBIN/psql" -X -q -At -d "$CONN" 2>&1; }
@@ -222,8 +230,8 @@ fi
 
 # ---------------------------------------------------------------- report
 echo
-echo "=== pg_throughput: $CHANGES changes ($N inserts, $N updates, $NDEL deletes; $BATCH rows/txn; $WAL_MB MB WAL) ==="
+echo "=== $RESULT_NAME: $CHANGES changes ($N inserts, $N updates, $NDEL deletes; $BATCH rows/txn; $WAL_MB MB WAL) ==="
 printf '%-28s %10s %14s %10s %14s\n' consumer wall_s changes_per_s cpu_s peak_rss_MiB
 printf '%-28s %10s %14s %10s %14s\n' "pg_recvlogical (/dev/null)" "$BASE_S" "$BASE_CPS" - -
 printf '%-28s %10s %14s %10s %14s\n' "sluice (null sink)" "$SLUICE_S" "$SLUICE_CPS" "$SLUICE_CPU_S" "$PEAK_MIB"
-echo "RESULT name=pg_throughput changes=$CHANGES sluice_changes_per_s=$SLUICE_CPS baseline_changes_per_s=$BASE_CPS ratio=$RATIO peak_rss_mib=$PEAK_MIB"
+echo "RESULT name=$RESULT_NAME changes=$CHANGES sluice_changes_per_s=$SLUICE_CPS baseline_changes_per_s=$BASE_CPS ratio=$RATIO peak_rss_mib=$PEAK_MIB"
