@@ -16,7 +16,8 @@ pub async fn run_until_signal(config: Config) -> anyhow::Result<()> {
     pipeline.wait().await
 }
 
-async fn wait_for_signal() {
+/// Wait for SIGTERM or SIGINT (forever, with a warning, when handlers cannot be installed).
+pub async fn wait_for_signal() {
     use tokio::signal::unix::{signal, SignalKind};
     match (
         signal(SignalKind::terminate()),

@@ -105,31 +105,11 @@ pub async fn serve_until_signal(listen: SocketAddr, storage: Storage) -> Result<
     let shutdown = CancellationToken::new();
     let trigger = shutdown.clone();
     tokio::spawn(async move {
-        wait_for_signal().await;
+        crate::runtime::wait_for_signal().await;
         tracing::info!("stop requested: finishing requests in flight");
         trigger.cancel();
     });
     serve(listener, storage, shutdown).await
-}
-
-async fn wait_for_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) {
-        (Ok(mut term), Ok(mut int)) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
-            }
-        }
-        _ => {
-            // Without signal handlers the server can only be killed; keep serving.
-            tracing::warn!("could not install signal handlers");
-            std::future::pending::<()>().await
-        }
-    }
 }
 
 #[cfg(test)]

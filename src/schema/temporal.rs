@@ -5,6 +5,7 @@
 
 use std::fmt::Write as _;
 
+pub use sluice_api::civil_from_days;
 use sluice_api::PgInterval;
 
 /// Microseconds in a day.
@@ -18,21 +19,6 @@ pub const MICROS_PER_AVERAGE_MONTH: i64 = 2_629_800_000_000;
 pub const TIMESTAMP_POSITIVE_INFINITY: i64 = 9_223_372_036_825_200_000;
 /// Debezium's encoding of `timestamp '-infinity'` (JDBC's `DATE_NEGATIVE_INFINITY`).
 pub const TIMESTAMP_NEGATIVE_INFINITY: i64 = -9_223_372_036_832_400_000;
-
-/// (year, month 1-12, day 1-31) of a day count since 1970-01-01, proleptic Gregorian.
-pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    // Howard Hinnant's days_from_civil inverse: eras of 400 years, March-based years.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
 
 /// `YYYY-MM-DD` as `java.time` prints it: a `+` and more digits past year 9999, a `-` before it.
 fn push_iso_date(out: &mut String, days: i64) {

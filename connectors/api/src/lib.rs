@@ -3,6 +3,7 @@
 //! position, and the [`Sink`] trait every destination implements.
 
 mod backoff;
+mod calendar;
 mod config;
 mod error;
 mod event;
@@ -12,6 +13,7 @@ mod sink;
 mod value;
 
 pub use backoff::Backoff;
+pub use calendar::civil_from_days;
 pub use config::{from_toml, from_toml_partial, join_key, ConfigProblem, ConfigProblems};
 pub use error::{ErrorClass, SinkError};
 pub use event::{

@@ -11,7 +11,9 @@
 
 use base64::Engine;
 use serde_json::{json, Map, Value as Json};
-use sluice_api::{ChangeEvent, Geometry, Infinite, Numeric, RangeValue, Row, TableSchema, Value};
+use sluice_api::{
+    civil_from_days, ChangeEvent, Geometry, Infinite, Numeric, RangeValue, Row, TableSchema, Value,
+};
 
 /// Debezium's placeholder for a value the change did not carry.
 pub const UNAVAILABLE_VALUE: &str = "__debezium_unavailable_value";
@@ -162,19 +164,6 @@ fn time_of_day(micros: i64) -> String {
         out.push_str(digits.trim_end_matches('0'));
     }
     out
-}
-
-/// The proleptic Gregorian date of a day count since 1970-01-01 (Howard Hinnant's algorithm).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(month <= 2), month, day)
 }
 
 /// ISO-8601 in UTC, as Debezium's ZonedTimestamp: `2024-01-01T10:00:00.5Z`.
