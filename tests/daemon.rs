@@ -311,3 +311,51 @@ async fn check_names_what_to_change_and_exits_with_the_check_code() {
     );
     assert!(report.contains("REPLICA IDENTITY FULL"), "{report}");
 }
+
+#[tokio::test]
+async fn json_logs_are_one_object_per_line_and_never_show_the_password() {
+    use crate::support::{PasswordEncryption, ThrowawayUser};
+    let password = "hunter2-do-not-log";
+    let options = ThrowawayOptions {
+        extra_hba: vec![
+            "host all app_user 127.0.0.1/32 scram-sha-256".into(),
+            "host replication app_user 127.0.0.1/32 scram-sha-256".into(),
+        ],
+        users: vec![ThrowawayUser::new("app_user")
+            .with_password(password, PasswordEncryption::Scram)
+            .replication()
+            .superuser()],
+        ..ThrowawayOptions::default()
+    };
+    let pg = ThrowawayPostgres::start(options).await.unwrap();
+    pg.execute("CREATE TABLE items (id int PRIMARY KEY)")
+        .await
+        .unwrap();
+    let toml = harness::config_toml(&pg, &["public.items"], "")
+        .replace("postgres://postgres@", "postgres://app_user@")
+        + "\n[log]\nformat = \"json\"\nlevel = \"debug\"\n";
+    let config = support::write_config(&toml);
+    let mut daemon = SluiceProcess::spawn(
+        &["run", "--config", config.path().to_str().unwrap()],
+        &[("SLUICE__SOURCE__PASSWORD", password)],
+    );
+    harness::wait_streaming(&pg).await;
+    daemon.terminate();
+    assert!(
+        daemon.wait_exit(Duration::from_secs(30)).await.success(),
+        "{}",
+        daemon.stderr()
+    );
+    let logs = daemon.stderr() + &daemon.stdout();
+    assert!(!logs.contains(password), "the password reached the logs");
+    let lines: Vec<serde_json::Value> = logs
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["fields"]["message"] == "streaming changes"),
+        "{logs}"
+    );
+}
