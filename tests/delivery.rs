@@ -277,3 +277,41 @@ async fn an_idle_pipeline_stops_at_once_rather_than_waiting_out_the_drain_timeou
     let stopped = tokio::time::timeout(Duration::from_secs(10), pipeline.shutdown()).await;
     assert!(matches!(stopped, Ok(Ok(()))), "{stopped:?}");
 }
+
+#[tokio::test]
+async fn a_sink_that_never_recovers_does_not_hold_up_a_stop_and_nothing_is_confirmed() {
+    let pg = support::start_postgres().await;
+    pg.execute("CREATE TABLE items (id int PRIMARY KEY)")
+        .await
+        .unwrap();
+    let mut config = harness::config(&pg, &["public.items"], "");
+    config.pipeline.shutdown_timeout = Duration::from_secs(1);
+    let (pipeline, handle) = harness::start(config).await;
+    harness::wait_streaming(&pg).await;
+    // Fault injection: the sink fails every write, transiently, forever.
+    handle.fail_writes(u64::MAX, ErrorClass::Transient);
+    let client = pg.client(DEFAULT_DATABASE).await.unwrap();
+    client
+        .batch_execute("INSERT INTO items VALUES (1)")
+        .await
+        .unwrap();
+    let inserted = support::current_wal_lsn(&client).await;
+    support::wait_until("the sink refuses the batch", WAIT, || async {
+        handle.failed_write_count() >= 1
+    })
+    .await;
+    let stopped = tokio::time::timeout(Duration::from_secs(20), pipeline.shutdown()).await;
+    let result = stopped.expect("the stop finishes although the sink never recovers");
+    let error = format!(
+        "{:#}",
+        result.expect_err("undelivered batches are reported")
+    );
+    assert!(error.contains("not yet delivered"), "{error}");
+    let confirmed = support::slot_confirmed_flush_lsn(&client, SLOT)
+        .await
+        .unwrap();
+    assert!(
+        confirmed < inserted,
+        "the undelivered insert is not confirmed"
+    );
+}

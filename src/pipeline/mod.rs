@@ -28,6 +28,10 @@ use crate::delivery::drive_sink;
 /// Retry backoff of sink writes: first wait and ceiling.
 const SINK_RETRY: (Duration, Duration) = (Duration::from_millis(200), Duration::from_secs(30));
 
+/// Added to the drain timeout before a stop aborts sinks still retrying: lets the source send
+/// its last status update first.
+const STOP_GRACE: Duration = Duration::from_secs(1);
+
 /// Batches waiting between the source and the fan-out. Small: the sinks' queues hold the
 /// in-flight work, this only decouples decoding from distribution.
 const SOURCE_QUEUE_BATCHES: usize = 2;
@@ -223,6 +227,11 @@ pub async fn start(config: Config, extra_sinks: Vec<NamedSink>) -> anyhow::Resul
         drain_timeout: config.pipeline.shutdown_timeout,
         streaming: streaming_tx,
     };
+    tokio::spawn(abort_after_stop(
+        stop.clone(),
+        abort.clone(),
+        config.pipeline.shutdown_timeout + STOP_GRACE,
+    ));
     let source_abort = abort.clone();
     let source = tokio::spawn(async move {
         let result = source::run(&source_cfg, ctx).await;
@@ -261,6 +270,24 @@ async fn start_embedded_registry(
     let stop = CancellationToken::new();
     let task = tokio::spawn(crate::registry::serve(listener, storage, stop.clone()));
     Ok(EmbeddedRegistry { url, stop, task })
+}
+
+/// Once an orderly stop is requested, give in-flight batches the drain timeout (the source
+/// waits that long for their confirmation) plus a grace period, then abort what is still
+/// retrying: a sink that never recovers must not hold up a stop. Whatever was not delivered is
+/// not confirmed, so it is sent again after a restart.
+async fn abort_after_stop(stop: CancellationToken, abort: CancellationToken, after: Duration) {
+    tokio::select! {
+        _ = stop.cancelled() => {}
+        _ = abort.cancelled() => return,
+    }
+    tokio::select! {
+        _ = tokio::time::sleep(after) => {
+            tracing::warn!("in-flight batches were not delivered in time; aborting the stop");
+            abort.cancel();
+        }
+        _ = abort.cancelled() => {}
+    }
 }
 
 /// Turn acks into the confirmed LSN, in order, until every driver is gone.
