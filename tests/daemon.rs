@@ -235,14 +235,12 @@ async fn a_million_row_transaction_streams_through_with_memory_bounded_by_the_bu
         .await
         .unwrap();
     let end = support::current_wal_lsn(&client).await;
-    support::wait_until(
+    support::wait_slot_confirmed(
+        &client,
+        SLOT,
+        end,
         "the daemon confirms the whole transaction",
         Duration::from_secs(300),
-        || async {
-            support::slot_confirmed_flush_lsn(&client, SLOT)
-                .await
-                .is_some_and(|c| c >= end)
-        },
     )
     .await;
     let peak_mib = daemon.peak_rss_kib().expect("the daemon is alive") / 1024;

@@ -65,11 +65,13 @@ async fn a_failing_sink_keeps_the_slot_from_advancing_past_the_failed_batch() {
         events.iter().map(id_of).collect::<Vec<_>>(),
         vec![Some(1), Some(2)]
     );
-    support::wait_until("the slot moves past the delivered insert", WAIT, || async {
-        support::slot_confirmed_flush_lsn(&client, SLOT)
-            .await
-            .is_some_and(|c| c >= after_insert)
-    })
+    support::wait_slot_confirmed(
+        &client,
+        SLOT,
+        after_insert,
+        "the slot moves past the delivered insert",
+        WAIT,
+    )
     .await;
     pipeline.shutdown().await.unwrap();
 }
@@ -92,14 +94,12 @@ async fn an_idle_capture_confirms_keepalives_so_other_tables_hold_no_wal() {
             .unwrap();
     }
     let end = support::current_wal_lsn(&client).await;
-    support::wait_until(
+    support::wait_slot_confirmed(
+        &client,
+        SLOT,
+        end,
         "the slot confirms past writes to uncaptured tables",
         WAIT,
-        || async {
-            support::slot_confirmed_flush_lsn(&client, SLOT)
-                .await
-                .is_some_and(|c| c >= end)
-        },
     )
     .await;
     // The slot's restart point moves at the next running-transactions record, which a
@@ -141,14 +141,12 @@ async fn heartbeats_advance_the_slot_while_only_another_database_changes() {
     .await
     .unwrap();
     let end = support::current_wal_lsn(&client).await;
-    support::wait_until(
+    support::wait_slot_confirmed(
+        &client,
+        SLOT,
+        end,
         "the slot confirms past the other database's writes",
         WAIT,
-        || async {
-            support::slot_confirmed_flush_lsn(&client, SLOT)
-                .await
-                .is_some_and(|c| c >= end)
-        },
     )
     .await;
     assert_eq!(

@@ -277,11 +277,13 @@ async fn while_the_registry_is_down_nothing_is_delivered_or_confirmed_and_then_i
     );
     let events = harness::wait_events(&handle, 1).await;
     assert_eq!(harness::id_of(&events[0]), Some(1));
-    support::wait_until("the slot moves past the insert", WAIT, || async {
-        support::slot_confirmed_flush_lsn(&client, SLOT)
-            .await
-            .is_some_and(|c| c >= inserted)
-    })
+    support::wait_slot_confirmed(
+        &client,
+        SLOT,
+        inserted,
+        "the slot moves past the insert",
+        WAIT,
+    )
     .await;
     pipeline.shutdown().await.unwrap();
     registry.terminate();

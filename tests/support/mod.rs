@@ -68,6 +68,22 @@ pub async fn slot_confirmed_flush_lsn(client: &Client, slot: &str) -> Option<Lsn
     text.map(|t| t.parse().expect("postgres prints valid lsns"))
 }
 
+/// Wait until `slot` has confirmed at least `lsn`; panic naming `what` after `timeout`.
+pub async fn wait_slot_confirmed(
+    client: &Client,
+    slot: &str,
+    lsn: Lsn,
+    what: &str,
+    timeout: Duration,
+) {
+    wait_until(what, timeout, || async {
+        slot_confirmed_flush_lsn(client, slot)
+            .await
+            .is_some_and(|confirmed| confirmed >= lsn)
+    })
+    .await;
+}
+
 /// WAL bytes the slot holds back on the server (current WAL position minus `restart_lsn`);
 /// None if the slot does not exist.
 pub async fn slot_retained_wal_bytes(client: &Client, slot: &str) -> Option<i64> {
