@@ -21,8 +21,7 @@ fn column<'a>(event: &'a sluice_api::ChangeEvent, row: &'a [Value], name: &str) 
 
 #[tokio::test]
 async fn every_builtin_type_arrives_typed_and_unknown_types_as_text() {
-    let pg = support::start_postgres().await;
-    pg.execute(
+    let pg = support::start_postgres_with(
         "CREATE EXTENSION hstore;
          CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
          CREATE TYPE pair AS (a int, b text);
@@ -38,8 +37,7 @@ async fn every_builtin_type_arrives_typed_and_unknown_types_as_text() {
            c_int4range int4range, c_tstzrange tstzrange, c_hstore hstore, c_point point,
            c_box box, c_circle circle, c_polygon polygon, c_pair pair, c_tsvector tsvector)",
     )
-    .await
-    .unwrap();
+    .await;
     let (pipeline, handle) = harness::start(harness::config(&pg, &["public.all_types"], "")).await;
     harness::wait_streaming(&pg).await;
     pg.execute(
@@ -295,8 +293,7 @@ async fn every_builtin_type_arrives_typed_and_unknown_types_as_text() {
 
 #[tokio::test]
 async fn row_changes_arrive_in_commit_order_with_before_images_by_replica_identity() {
-    let pg = support::start_postgres().await;
-    pg.execute(
+    let pg = support::start_postgres_with(
         "CREATE TABLE t_default (id int PRIMARY KEY, v text, big text);
          CREATE TABLE t_full (id int PRIMARY KEY, v text);
          ALTER TABLE t_full REPLICA IDENTITY FULL;
@@ -304,8 +301,7 @@ async fn row_changes_arrive_in_commit_order_with_before_images_by_replica_identi
          ALTER TABLE t_nothing REPLICA IDENTITY NOTHING;
          CREATE TABLE t_other (id int PRIMARY KEY);",
     )
-    .await
-    .unwrap();
+    .await;
     let tables = ["public.t_default", "public.t_full", "public.t_nothing"];
     // Re-reading is off here: this test shows what PostgreSQL itself sends.
     let config = harness::config(&pg, &tables, "reread_unchanged_toast = false");
@@ -404,10 +400,9 @@ async fn row_changes_arrive_in_commit_order_with_before_images_by_replica_identi
 
 #[tokio::test]
 async fn unchanged_toast_values_are_reread_only_while_the_row_keeps_that_version() {
-    let pg = support::start_postgres().await;
-    pg.execute("CREATE TABLE docs (id int PRIMARY KEY, v int, body text)")
-        .await
-        .unwrap();
+    let pg =
+        support::start_postgres_with("CREATE TABLE docs (id int PRIMARY KEY, v int, body text)")
+            .await;
     // A first run creates the slot; the changes below are then read back in one go, after all
     // of them committed, so the row has moved on from the first update's version.
     let (pipeline, _) = harness::start(harness::config(&pg, &["public.docs"], "")).await;

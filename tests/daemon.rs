@@ -91,10 +91,7 @@ type = "file"
 
 #[tokio::test]
 async fn sigterm_drains_confirms_and_exits_zero() {
-    let pg = support::start_postgres().await;
-    pg.execute("CREATE TABLE items (id int PRIMARY KEY)")
-        .await
-        .unwrap();
+    let pg = support::start_postgres_with("CREATE TABLE items (id int PRIMARY KEY)").await;
     let dir = tempfile::tempdir().unwrap();
     let events = dir.path().join("events.jsonl");
     let config = support::write_config(&file_sink_config(&pg, &events, ""));
@@ -127,10 +124,7 @@ async fn sigterm_drains_confirms_and_exits_zero() {
 
 #[tokio::test]
 async fn a_killed_daemon_restarts_and_repeats_only_unacknowledged_changes() {
-    let pg = support::start_postgres().await;
-    pg.execute("CREATE TABLE items (id int PRIMARY KEY)")
-        .await
-        .unwrap();
+    let pg = support::start_postgres_with("CREATE TABLE items (id int PRIMARY KEY)").await;
     let dir = tempfile::tempdir().unwrap();
     let events = dir.path().join("events.jsonl");
     let config = support::write_config(&file_sink_config(&pg, &events, ""));

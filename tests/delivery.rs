@@ -13,10 +13,7 @@ const WAIT: Duration = Duration::from_secs(60);
 
 #[tokio::test]
 async fn a_failing_sink_keeps_the_slot_from_advancing_past_the_failed_batch() {
-    let pg = support::start_postgres().await;
-    pg.execute("CREATE TABLE items (id int PRIMARY KEY)")
-        .await
-        .unwrap();
+    let pg = support::start_postgres_with("CREATE TABLE items (id int PRIMARY KEY)").await;
     let (pipeline, handle) = harness::start(harness::config(&pg, &["public.items"], "")).await;
     harness::wait_streaming(&pg).await;
     let client = pg.client(DEFAULT_DATABASE).await.unwrap();
@@ -78,10 +75,10 @@ async fn a_failing_sink_keeps_the_slot_from_advancing_past_the_failed_batch() {
 
 #[tokio::test]
 async fn an_idle_capture_confirms_keepalives_so_other_tables_hold_no_wal() {
-    let pg = support::start_postgres().await;
-    pg.execute("CREATE TABLE captured (id int PRIMARY KEY); CREATE TABLE busy (id int, pad text)")
-        .await
-        .unwrap();
+    let pg = support::start_postgres_with(
+        "CREATE TABLE captured (id int PRIMARY KEY); CREATE TABLE busy (id int, pad text)",
+    )
+    .await;
     let (pipeline, handle) = harness::start(harness::config(&pg, &["public.captured"], "")).await;
     harness::wait_streaming(&pg).await;
     let client = pg.client(DEFAULT_DATABASE).await.unwrap();
@@ -125,10 +122,7 @@ async fn an_idle_capture_confirms_keepalives_so_other_tables_hold_no_wal() {
 
 #[tokio::test]
 async fn heartbeats_advance_the_slot_while_only_another_database_changes() {
-    let pg = support::start_postgres().await;
-    pg.execute("CREATE TABLE captured (id int PRIMARY KEY)")
-        .await
-        .unwrap();
+    let pg = support::start_postgres_with("CREATE TABLE captured (id int PRIMARY KEY)").await;
     pg.create_database("elsewhere").await.unwrap();
     let config = harness::config(&pg, &["public.captured"], "heartbeat_interval_ms = 100");
     let (pipeline, handle) = harness::start(config).await;
@@ -159,10 +153,7 @@ async fn heartbeats_advance_the_slot_while_only_another_database_changes() {
 
 #[tokio::test]
 async fn a_stopped_pipeline_resumes_after_what_it_confirmed_without_repeats() {
-    let pg = support::start_postgres().await;
-    pg.execute("CREATE TABLE items (id int PRIMARY KEY)")
-        .await
-        .unwrap();
+    let pg = support::start_postgres_with("CREATE TABLE items (id int PRIMARY KEY)").await;
     let (pipeline, handle) = harness::start(harness::config(&pg, &["public.items"], "")).await;
     harness::wait_streaming(&pg).await;
     pg.execute("INSERT INTO items SELECT generate_series(1, 100)")
@@ -265,10 +256,7 @@ fn last_n(event: &sluice_api::ChangeEvent) -> Option<i32> {
 
 #[tokio::test]
 async fn an_idle_pipeline_stops_at_once_rather_than_waiting_out_the_drain_timeout() {
-    let pg = support::start_postgres().await;
-    pg.execute("CREATE TABLE items (id int PRIMARY KEY)")
-        .await
-        .unwrap();
+    let pg = support::start_postgres_with("CREATE TABLE items (id int PRIMARY KEY)").await;
     // The default drain timeout is 30 s; with nothing in flight a stop must not wait for it.
     let (pipeline, _handle) = harness::start(harness::config(&pg, &["public.items"], "")).await;
     harness::wait_streaming(&pg).await;
@@ -278,10 +266,7 @@ async fn an_idle_pipeline_stops_at_once_rather_than_waiting_out_the_drain_timeou
 
 #[tokio::test]
 async fn a_sink_that_never_recovers_does_not_hold_up_a_stop_and_nothing_is_confirmed() {
-    let pg = support::start_postgres().await;
-    pg.execute("CREATE TABLE items (id int PRIMARY KEY)")
-        .await
-        .unwrap();
+    let pg = support::start_postgres_with("CREATE TABLE items (id int PRIMARY KEY)").await;
     let mut config = harness::config(&pg, &["public.items"], "");
     config.pipeline.shutdown_timeout = Duration::from_secs(1);
     let (pipeline, handle) = harness::start(config).await;

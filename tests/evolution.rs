@@ -76,13 +76,11 @@ async fn subject_versions(url: &str, subject: &str) -> Vec<u32> {
 
 #[tokio::test]
 async fn avro_envelopes_decode_with_confluents_deserializer_using_the_embedded_registry() {
-    let pg = support::start_postgres().await;
-    pg.execute(
+    let pg = support::start_postgres_with(
         "CREATE TABLE orders (id int PRIMARY KEY, amount numeric(10,2), placed_at timestamptz,
                               tags text[], note text)",
     )
-    .await
-    .unwrap();
+    .await;
     let (pipeline, handle) = harness::start(avro_config(&pg, "public.orders")).await;
     harness::wait_streaming(&pg).await;
     let url = pipeline
@@ -126,10 +124,7 @@ async fn avro_envelopes_decode_with_confluents_deserializer_using_the_embedded_r
 
 #[tokio::test]
 async fn schema_changes_register_versions_in_order_and_an_incompatible_one_stops_the_pipeline() {
-    let pg = support::start_postgres().await;
-    pg.execute("CREATE TABLE items (id int PRIMARY KEY, qty int)")
-        .await
-        .unwrap();
+    let pg = support::start_postgres_with("CREATE TABLE items (id int PRIMARY KEY, qty int)").await;
     // A file-backed registry keeps the versions for the checks after the pipeline stopped.
     let dir = tempfile::tempdir().unwrap();
     let storage = dir.path().join("registry.json");
@@ -216,10 +211,7 @@ async fn schema_changes_register_versions_in_order_and_an_incompatible_one_stops
 
 #[tokio::test]
 async fn while_the_registry_is_down_nothing_is_delivered_or_confirmed_and_then_it_resumes() {
-    let pg = support::start_postgres().await;
-    pg.execute("CREATE TABLE items (id int PRIMARY KEY)")
-        .await
-        .unwrap();
+    let pg = support::start_postgres_with("CREATE TABLE items (id int PRIMARY KEY)").await;
     // A port where nothing listens yet: the registry comes up later.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

@@ -67,10 +67,8 @@ fn expected_kind(event: &ChangeEvent) -> &'static str {
 #[tokio::test]
 async fn every_change_reaches_kafka_once_keyed_in_order_per_key_with_headers_and_tombstones() {
     let kafka = ThrowawayKafka::start().await;
-    let pg = support::start_postgres().await;
-    pg.execute("CREATE TABLE orders (id int PRIMARY KEY, note text)")
-        .await
-        .unwrap();
+    let pg =
+        support::start_postgres_with("CREATE TABLE orders (id int PRIMARY KEY, note text)").await;
     let (pipeline, handle) = harness::start(kafka_config(&pg, &kafka, "")).await;
     harness::wait_streaming(&pg).await;
     let registry = pipeline
@@ -175,10 +173,8 @@ async fn every_change_reaches_kafka_once_keyed_in_order_per_key_with_headers_and
 #[tokio::test]
 async fn a_broker_outage_holds_the_checkpoint_and_delivery_resumes_with_nothing_lost() {
     let mut kafka = ThrowawayKafka::start().await;
-    let pg = support::start_postgres().await;
-    pg.execute("CREATE TABLE orders (id int PRIMARY KEY, note text)")
-        .await
-        .unwrap();
+    let pg =
+        support::start_postgres_with("CREATE TABLE orders (id int PRIMARY KEY, note text)").await;
     let (pipeline, handle) =
         harness::start(kafka_config(&pg, &kafka, "delivery_timeout_ms = 1000")).await;
     harness::wait_streaming(&pg).await;

@@ -37,6 +37,15 @@ pub async fn start_postgres() -> ThrowawayPostgres {
         .expect("start a throwaway postgres")
 }
 
+/// Start a throwaway cluster and run `sql` (the test's tables) in it.
+pub async fn start_postgres_with(sql: &str) -> ThrowawayPostgres {
+    let pg = start_postgres().await;
+    pg.execute(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    pg
+}
+
 /// Poll `condition` every ~20 ms until it returns true; panic naming `what` after `timeout`.
 pub async fn wait_until<F, Fut>(what: &str, timeout: Duration, mut condition: F)
 where
