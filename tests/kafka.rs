@@ -275,7 +275,7 @@ async fn a_missing_topic_under_require_is_a_fatal_error_naming_it() {
         }],
         checkpoint: None,
         records: vec![EncodedRecord {
-            event: 0,
+            origin: sluice_api::RecordOrigin::Event(0),
             topic: Arc::from("nobody.made.this"),
             key: Some(vec![0, 0, 0, 0, 1, 2]),
             value: Some(vec![0, 0, 0, 0, 2, 4]),

@@ -9,6 +9,8 @@ mod evolution;
 mod harness;
 #[cfg(feature = "sink-kafka")]
 mod kafka;
+#[cfg(feature = "sink-kafka")]
+mod kafka_metadata;
 mod registry;
 mod support;
 

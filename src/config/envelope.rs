@@ -1,8 +1,9 @@
 //! The `[envelope]` table: how change events are shaped for Debezium-compatible consumers
 //! (Debezium's `decimal.handling.mode`, `time.precision.mode`, `interval.handling.mode`,
 //! `hstore.handling.mode`, `money.fraction.digits`, `unavailable.value.placeholder` and
-//! `message.key.columns`). Raw keys as written, validated in one step into
-//! [`EnvelopeOptions`]; every key is optional.
+//! `message.key.columns`), and where records go (routing and the stream's own topics, see
+//! [`super::route`]). Raw keys as written, validated in one step into [`EnvelopeOptions`];
+//! every key is optional.
 
 use std::collections::HashMap;
 
@@ -34,6 +35,18 @@ pub struct RawEnvelope {
     pub unavailable_value_placeholder: Option<String>,
     /// `"schema.table" = ["column", ...]`: the key columns of that table's events.
     pub message_key_columns: Option<HashMap<String, Vec<String>>>,
+    /// `[[envelope.route]]`: topic routing rules, tried in order.
+    pub route: Option<Vec<super::route::RawRoute>>,
+    /// Default false: BEGIN/END records and a `transaction` block in every envelope.
+    pub provide_transaction_metadata: Option<bool>,
+    /// Default [`crate::schema::DEFAULT_TOPIC_TRANSACTION`]: `<prefix>.<this>`.
+    pub topic_transaction: Option<String>,
+    /// Default [`crate::schema::DEFAULT_TOPIC_HEARTBEAT_PREFIX`]: `<this>.<prefix>`.
+    pub topic_heartbeat_prefix: Option<String>,
+    /// Default false: logical decoding messages become records.
+    pub logical_decoding_messages: Option<bool>,
+    /// Default `<prefix>.message`.
+    pub message_topic: Option<String>,
 }
 
 /// Validate `[envelope]`, reporting every problem with its key.
@@ -123,6 +136,18 @@ pub fn validate(raw: RawEnvelope, prefix: &str) -> Result<EnvelopeOptions, Vec<C
             message_key_columns.insert(table, columns);
         }
     }
+    let topics = super::route::validate_topics(
+        super::route::RawTopics {
+            route: raw.route,
+            provide_transaction_metadata: raw.provide_transaction_metadata,
+            topic_transaction: raw.topic_transaction,
+            topic_heartbeat_prefix: raw.topic_heartbeat_prefix,
+            logical_decoding_messages: raw.logical_decoding_messages,
+            message_topic: raw.message_topic,
+        },
+        prefix,
+        &mut problems,
+    );
     // A stable order for the problems of a hash map's entries.
     problems.sort_by(|a, b| a.key.cmp(&b.key));
 
@@ -135,6 +160,7 @@ pub fn validate(raw: RawEnvelope, prefix: &str) -> Result<EnvelopeOptions, Vec<C
             money_fraction_digits,
             unavailable_value_placeholder,
             message_key_columns,
+            topics,
         })
     } else {
         Err(problems)
@@ -240,6 +266,40 @@ mod tests {
                 "envelope.time_precision_mode: unknown value \"micro\"; expected one of: adaptive, adaptive_time_microseconds, connect",
                 "envelope.unavailable_value_placeholder: must not be empty: consumers could not tell it from an empty string",
             ]
+        );
+    }
+
+    #[test]
+    fn routes_and_stream_topics_are_read_and_a_bad_regex_names_its_key() {
+        let (raw, problems) = parse(
+            "provide_transaction_metadata = true\n\
+             logical_decoding_messages = true\n\
+             message_topic = 'app.messages'\n\
+             [[route]]\n\
+             topic_regex = 'test\\.public\\.orders_(.*)'\n\
+             topic_replacement = 'test.orders'\n\
+             [[route]]\n\
+             topic_regex = '(unclosed'\n\
+             topic_replacement = 'x'\n",
+        );
+        assert!(problems.is_empty(), "{problems:?}");
+        let problems = validate(raw.unwrap(), "envelope").unwrap_err();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].key, "envelope.route[1].topic_regex");
+
+        let (raw, _) = parse(
+            "provide_transaction_metadata = true\n\
+             logical_decoding_messages = true\n\
+             [[route]]\n\
+             topic_regex = 'test\\.public\\.orders_(.*)'\n\
+             topic_replacement = 'test.orders'\n",
+        );
+        let options = validate(raw.unwrap(), "envelope").unwrap();
+        assert!(options.topics.provide_transaction_metadata);
+        assert!(options.topics.logical_decoding_messages);
+        assert_eq!(
+            options.topics.place("test.public.orders_7").topic,
+            "test.orders"
         );
     }
 

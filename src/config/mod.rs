@@ -11,6 +11,7 @@ mod envelope;
 mod log;
 mod pipeline;
 mod registry;
+mod route;
 mod sink;
 
 use std::path::{Path, PathBuf};
@@ -29,6 +30,7 @@ pub use pipeline::{
     DEFAULT_MAX_IN_FLIGHT_BATCHES, DEFAULT_SHUTDOWN_TIMEOUT_MS,
 };
 pub use registry::{OnIncompatible, RegistryConfig, DEFAULT_REGISTRY_LISTEN};
+pub use route::{RawRoute, RawTopics};
 pub use sink::SinkSpec;
 
 /// The validated configuration of one daemon. Its `Debug` never shows a password (the

@@ -37,8 +37,10 @@ pub async fn drive_sink(
 ) -> Result<(), DeliveryError> {
     let mut backoff = Backoff::new(retry.0, retry.1);
     while let Some(batch) = batches.recv().await {
-        // Empty batches only carry a position (keepalive between transactions): nothing to write.
-        if !batch.events.is_empty() {
+        // Empty batches only carry a position (keepalive between transactions): nothing to
+        // write, unless the envelope stage put records about the stream on them (a heartbeat,
+        // the END of a transaction whose commit arrived after its last event's batch).
+        if !batch.events.is_empty() || !batch.records.is_empty() {
             loop {
                 let result = tokio::select! {
                     result = sink.write(&batch) => result,

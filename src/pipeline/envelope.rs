@@ -3,15 +3,21 @@
 //! shape and registered (after a compatibility check) **before** the first event that uses
 //! them; ids are cached, so the hot path never waits on the registry. A shape the registry
 //! refuses stops the pipeline there: nothing at or after that event is acknowledged.
+//!
+//! Routing rules decide each table's topic (and name its schemas after it). Beside the row
+//! envelopes the stage places the stream's own records where they happen: transaction
+//! boundaries, logical decoding messages and heartbeats ([`super::stream_records`]).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use sluice_api::{Batch, ChangeEvent, EncodedRecord, TableSchema};
+use sluice_api::{Batch, ChangeEvent, EncodedRecord, Op, RecordOrigin, TableSchema};
 use sluice_source_postgres::types::qualified_name;
 use sluice_source_postgres::ConnectionConfig;
 
+use super::stream_records::{block_of, StreamRecords};
+use super::transactions::Order;
 use crate::config::{Config, OnIncompatible, RegistryConfig};
 use crate::schema::{
     build_table_schemas, EnvelopeOptions, RegistryClient, RegistryClientConfig, RegistryError,
@@ -52,6 +58,8 @@ struct TablePlan {
     key_id: Option<u32>,
     value_id: u32,
     topic: Arc<str>,
+    /// `schema.table`: the data collection of transaction metadata.
+    collection: Arc<str>,
 }
 
 /// Encodes batches for one pipeline.
@@ -65,6 +73,7 @@ pub struct EnvelopeStage {
     on_incompatible: OnIncompatible,
     connection: ConnectionConfig,
     tables: HashMap<u32, TablePlan>,
+    stream: StreamRecords,
 }
 
 impl EnvelopeStage {
@@ -82,37 +91,68 @@ impl EnvelopeStage {
             auto_register: registry.auto_register,
             request_timeout: registry.request_timeout,
         })?;
+        let source = SourceInfo {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            server_name: config.pipeline.name.clone(),
+            database: config.source.connection.dbname.clone(),
+        };
+        let stream = StreamRecords::new(
+            &config.pipeline.name,
+            &config.envelope.topics,
+            &source,
+            config.source.heartbeat_interval,
+        );
         Ok(EnvelopeStage {
             prefix: config.pipeline.name.clone(),
             options: config.envelope.clone(),
             types: UserTypes::default(),
-            source: SourceInfo {
-                version: env!("CARGO_PKG_VERSION").to_string(),
-                server_name: config.pipeline.name.clone(),
-                database: config.source.connection.dbname.clone(),
-            },
+            source,
             registry: client,
             strategy: registry.subject_name_strategy,
             on_incompatible: registry.on_incompatible,
             connection: config.source.connection.clone(),
             tables: HashMap::new(),
+            stream,
         })
     }
 
-    /// Encode every row event of `batch` into `batch.records`.
+    /// Encode every row event of `batch` into `batch.records`, with the stream's own records
+    /// (transaction boundaries, messages, heartbeats) where they happen.
     pub async fn encode(&mut self, batch: &mut Batch) -> Result<(), EnvelopeError> {
+        self.stream
+            .ensure_registered(&self.registry, self.strategy)
+            .await?;
         let now_us = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_micros() as i64);
         let mut records = Vec::with_capacity(batch.events.len());
         for (index, event) in batch.events.iter().enumerate() {
-            let Some(table) = &event.table else { continue };
-            if event.op == sluice_api::Op::Truncate {
+            if event.op == Op::Truncate {
                 continue;
             }
-            let plan = self.plan_for(table).await?;
-            records.push(encode_event(plan, event, index, now_us)?);
+            match &event.table {
+                Some(table) => {
+                    self.plan_for(table).await?;
+                    let plan = self.tables.get(&table.relation_id).ok_or_else(|| {
+                        EnvelopeError::Schema {
+                            table: table.qualified_name(),
+                            message: "no plan".into(),
+                        }
+                    })?;
+                    let order =
+                        self.stream
+                            .observe(&event.position, &plan.collection, &mut records);
+                    records.push(encode_event(plan, event, index, now_us, order.as_ref())?);
+                }
+                None if event.message.is_some() && self.stream.messages_enabled() => {
+                    self.stream
+                        .message_record(event, index, now_us, &mut records)?;
+                }
+                None => {}
+            }
         }
+        self.stream
+            .end_of_batch(batch.checkpoint, now_us.div_euclid(1000), &mut records);
         batch.records = records;
         Ok(())
     }
@@ -202,6 +242,7 @@ impl EnvelopeStage {
             &self.options.unavailable_value_placeholder,
         );
         let topic: Arc<str> = Arc::from(schemas.topic.as_str());
+        let collection: Arc<str> = Arc::from(name.as_str());
         Ok(TablePlan {
             shape: table.clone(),
             schemas,
@@ -209,6 +250,7 @@ impl EnvelopeStage {
             key_id,
             value_id,
             topic,
+            collection,
         })
     }
 
@@ -304,6 +346,7 @@ fn encode_event(
     event: &ChangeEvent,
     index: usize,
     now_us: i64,
+    order: Option<&Order>,
 ) -> Result<EncodedRecord, EnvelopeError> {
     let fail = |e: crate::schema::EncodeError| EnvelopeError::Schema {
         table: plan.schemas.topic.clone(),
@@ -320,11 +363,12 @@ fn encode_event(
         None => None,
     };
     let mut value = Vec::with_capacity(256);
+    let block = order.map(block_of);
     plan.encoder
-        .encode_value(event, plan.value_id, now_us, &mut value)
+        .encode_value_in(event, plan.value_id, now_us, block.as_ref(), &mut value)
         .map_err(fail)?;
     Ok(EncodedRecord {
-        event: index,
+        origin: RecordOrigin::Event(index),
         topic: plan.topic.clone(),
         key,
         value: Some(value),

@@ -10,6 +10,8 @@
 
 mod envelope;
 mod fanout;
+mod stream_records;
+mod transactions;
 
 use std::sync::Arc;
 use std::time::Duration;

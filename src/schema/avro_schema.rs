@@ -17,6 +17,7 @@ use sluice_api::TableSchema;
 use super::column_type::{column_kind, FieldKind};
 use super::names::{avro_full_name, avro_name};
 use super::options::{EnvelopeOptions, UserTypes};
+use super::topics::{is_valid_topic, Placement};
 use super::SchemaError;
 
 /// The allowed values of `source.snapshot`, in Debezium's `SnapshotRecord` order.
@@ -46,8 +47,14 @@ pub struct FieldPlan {
 /// order) and parsed for compatibility checks.
 #[derive(Clone, Debug)]
 pub struct TableSchemas {
-    /// The topic: `<prefix>.<schema>.<table>`.
+    /// The topic: `<prefix>.<schema>.<table>`, or where a route sends it.
     pub topic: String,
+    /// The table's schema (`source.schema`).
+    pub table_schema: String,
+    /// The table's name (`source.table`).
+    pub table_name: String,
+    /// `(field name, value)` ending every key, when a route keeps merged tables' keys apart.
+    pub key_identifier: Option<(String, String)>,
     /// The sanitised record namespace (the topic, as an Avro full name).
     pub namespace: String,
     /// The key's fields; empty when the table has no key (events then have a null key).
@@ -66,8 +73,10 @@ pub struct TableSchemas {
     pub envelope_avro: apache_avro::Schema,
 }
 
-/// Build the schemas of `table` for topics under `prefix`. `not_null` names the columns
-/// declared `NOT NULL` (their fields are not optional); key columns are never optional.
+/// Build the schemas of `table` for topics under `prefix`, routed by `options.topics`: the
+/// schemas are named after the routed topic, so tables of one shape merged into one topic share
+/// them. `not_null` names the columns declared `NOT NULL` (their fields are not optional); key
+/// columns are never optional.
 pub fn build_table_schemas(
     prefix: &str,
     table: &TableSchema,
@@ -75,7 +84,17 @@ pub fn build_table_schemas(
     options: &EnvelopeOptions,
     types: &UserTypes,
 ) -> Result<TableSchemas, SchemaError> {
-    let topic = format!("{prefix}.{}.{}", table.schema, table.name);
+    let own_topic = format!("{prefix}.{}.{}", table.schema, table.name);
+    let Placement {
+        topic,
+        key_identifier,
+    } = options.topics.place(&own_topic);
+    if !is_valid_topic(&topic) {
+        return Err(SchemaError::InvalidTopic {
+            table: table.qualified_name(),
+            topic,
+        });
+    }
     let namespace = avro_full_name(&topic);
     let key_names = key_column_names(table, options)?;
 
@@ -112,8 +131,13 @@ pub fn build_table_schemas(
     let mut writer = AvroWriter::default();
     let value_json = writer.record("Value", &namespace, None, &value_fields);
     let envelope_json = envelope_schema(&namespace, &value_fields);
-    let key_json = (!key_fields.is_empty())
-        .then(|| AvroWriter::default().record("Key", &namespace, None, &key_fields));
+    let key_json = (!key_fields.is_empty()).then(|| {
+        let mut key = AvroWriter::default().record("Key", &namespace, None, &key_fields);
+        if let (Some((name, _)), Some(fields)) = (&key_identifier, key["fields"].as_array_mut()) {
+            fields.push(required(name, "string"));
+        }
+        key
+    });
 
     let parse = |schema: &Json, which: &'static str| {
         apache_avro::Schema::parse(schema).map_err(|e| SchemaError::InvalidAvro {
@@ -126,6 +150,9 @@ pub fn build_table_schemas(
     let key_avro = key_json.as_ref().map(|k| parse(k, "key")).transpose()?;
     Ok(TableSchemas {
         topic,
+        table_schema: table.schema.clone(),
+        table_name: table.name.clone(),
+        key_identifier,
         namespace,
         key_fields,
         value_fields,
@@ -192,17 +219,17 @@ fn envelope_schema(namespace: &str, value_fields: &[FieldPlan]) -> Json {
     })
 }
 
-fn optional_long(name: &str) -> Json {
+pub(crate) fn optional_long(name: &str) -> Json {
     json!({"name": name, "type": ["null", "long"], "default": null})
 }
 
-fn required(name: &str, avro_type: &str) -> Json {
+pub(crate) fn required(name: &str, avro_type: &str) -> Json {
     json!({"name": name, "type": avro_type})
 }
 
 /// `io.debezium.connector.postgresql.Source`, with the snapshot enum first in its union because
 /// its default is the string `"false"`, not null.
-fn source_schema() -> Json {
+pub(crate) fn source_schema() -> Json {
     let snapshot = json!({
         "type": "string",
         "connect.version": 1,
@@ -234,7 +261,7 @@ fn source_schema() -> Json {
     })
 }
 
-fn transaction_schema() -> Json {
+pub(crate) fn transaction_schema() -> Json {
     json!({
         "type": "record",
         "name": "block",

@@ -35,12 +35,93 @@ pub struct TableEncoder {
     key_fields: Vec<FieldPlan>,
     value_fields: Vec<FieldPlan>,
     placeholder: String,
-    /// `version`, `connector` and `name` of the source block, already encoded.
-    source_head: Vec<u8>,
-    /// `db`, already encoded.
-    source_db: Vec<u8>,
-    /// `schema` and `table`, already encoded.
-    source_table: Vec<u8>,
+    /// The `source` block's per-table parts, already encoded.
+    source: SourceBlock,
+    /// The physical table's identifier ending every key (a routing rule keeping merged tables'
+    /// keys apart), already encoded.
+    key_identifier: Option<Vec<u8>>,
+}
+
+/// An event's place in its transaction: the envelope's `transaction` block (Debezium's
+/// `provide.transaction.metadata`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TransactionBlock<'a> {
+    /// `<txid>:<commit LSN>`.
+    pub id: &'a str,
+    /// 1-based position of the event among the transaction's events.
+    pub total_order: i64,
+    /// 1-based position of the event among the transaction's events of its table.
+    pub data_collection_order: i64,
+}
+
+/// The `source` block's parts that are fixed per table (or per stream, for logical messages),
+/// encoded once: `version`, `connector`, `name`; `db`; `schema` and `table`.
+#[derive(Clone, Debug)]
+pub(crate) struct SourceBlock {
+    head: Vec<u8>,
+    db: Vec<u8>,
+    table: Vec<u8>,
+}
+
+impl SourceBlock {
+    /// The block of events of `schema`.`table` (both empty for logical messages).
+    pub(crate) fn new(source: &SourceInfo, schema: &str, table: &str) -> Self {
+        let mut head = Vec::new();
+        write_str(&mut head, &source.version);
+        write_str(&mut head, "postgresql");
+        write_str(&mut head, &source.server_name);
+        let mut db = Vec::new();
+        write_str(&mut db, &source.database);
+        let mut table_bytes = Vec::new();
+        write_str(&mut table_bytes, schema);
+        write_str(&mut table_bytes, table);
+        SourceBlock {
+            head,
+            db,
+            table: table_bytes,
+        }
+    }
+
+    /// Append the `source` block of `event`.
+    pub(crate) fn write(&self, out: &mut Vec<u8>, event: &ChangeEvent) {
+        let position = &event.position;
+        let commit_us = position.commit_time_us;
+        out.extend_from_slice(&self.head);
+        write_long(out, commit_us.div_euclid(1000));
+        write_long(out, 0); // snapshot: the string branch
+        write_str(out, if position.snapshot { "true" } else { "false" });
+        out.extend_from_slice(&self.db);
+        write_long(out, 1);
+        write_str(out, &sequence(event));
+        write_long(out, 1);
+        write_long(out, commit_us);
+        write_long(out, 1);
+        write_long(out, commit_us.saturating_mul(1000));
+        out.extend_from_slice(&self.table);
+        match position.xid {
+            Some(xid) => {
+                write_long(out, 1);
+                write_long(out, i64::from(xid));
+            }
+            None => write_long(out, 0),
+        }
+        write_long(out, 1);
+        write_long(out, lsn_long(position.lsn.as_u64()));
+        write_long(out, 0); // xmin: null
+    }
+}
+
+/// Append an optional `transaction` block (the union's null or record branch).
+pub(crate) fn write_transaction_block(out: &mut Vec<u8>, block: Option<&TransactionBlock<'_>>) {
+    match block {
+        None => write_long(out, 0),
+        Some(block) => {
+            write_long(out, 1);
+            write_str(out, block.id);
+            write_long(out, block.total_order);
+            write_long(out, block.data_collection_order);
+        }
+    }
 }
 
 /// Where in the event a row came from: decides what a null in a required field means.
@@ -56,27 +137,17 @@ enum Image {
 impl TableEncoder {
     /// Plan the encoding of `schemas`' table. `placeholder` replaces unchanged TOAST values.
     pub fn new(schemas: &TableSchemas, source: &SourceInfo, placeholder: &str) -> Self {
-        let mut source_head = Vec::new();
-        write_str(&mut source_head, &source.version);
-        write_str(&mut source_head, "postgresql");
-        write_str(&mut source_head, &source.server_name);
-        let mut source_db = Vec::new();
-        write_str(&mut source_db, &source.database);
-        let (schema, table) = schemas
-            .topic
-            .strip_prefix(&format!("{}.", source.server_name))
-            .and_then(|rest| rest.split_once('.'))
-            .unwrap_or(("", ""));
-        let mut source_table = Vec::new();
-        write_str(&mut source_table, schema);
-        write_str(&mut source_table, table);
+        let key_identifier = schemas.key_identifier.as_ref().map(|(_, value)| {
+            let mut out = Vec::new();
+            write_str(&mut out, value);
+            out
+        });
         TableEncoder {
             key_fields: schemas.key_fields.clone(),
             value_fields: schemas.value_fields.clone(),
             placeholder: placeholder.to_owned(),
-            source_head,
-            source_db,
-            source_table,
+            source: SourceBlock::new(source, &schemas.table_schema, &schemas.table_name),
+            key_identifier,
         }
     }
 
@@ -102,6 +173,9 @@ impl TableEncoder {
         write_frame(out, schema_id);
         let mut scratch = Vec::new();
         self.write_row(out, &self.key_fields, row, Image::Full, &mut scratch)?;
+        if let Some(identifier) = &self.key_identifier {
+            out.extend_from_slice(identifier);
+        }
         Ok(true)
     }
 
@@ -114,8 +188,20 @@ impl TableEncoder {
         processed_at_us: i64,
         out: &mut Vec<u8>,
     ) -> Result<(), EncodeError> {
+        self.encode_value_in(event, schema_id, processed_at_us, None, out)
+    }
+
+    /// [`encode_value`](Self::encode_value) with the event's `transaction` block.
+    pub fn encode_value_in(
+        &self,
+        event: &ChangeEvent,
+        schema_id: u32,
+        processed_at_us: i64,
+        transaction: Option<&TransactionBlock<'_>>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), EncodeError> {
         write_frame(out, schema_id);
-        self.encode_value_body(event, processed_at_us, out)
+        self.encode_value_body(event, processed_at_us, transaction, out)
     }
 
     /// The envelope's Avro body alone, without framing.
@@ -123,6 +209,7 @@ impl TableEncoder {
         &self,
         event: &ChangeEvent,
         processed_at_us: i64,
+        transaction: Option<&TransactionBlock<'_>>,
         out: &mut Vec<u8>,
     ) -> Result<(), EncodeError> {
         if event.op == Op::Message {
@@ -143,8 +230,8 @@ impl TableEncoder {
                 }
             }
         }
-        self.write_source(out, event);
-        write_long(out, 0); // transaction: null
+        self.source.write(out, event);
+        write_transaction_block(out, transaction);
         write_str(out, event.op.as_str());
         for ts in [
             processed_at_us.div_euclid(1000),
@@ -155,33 +242,6 @@ impl TableEncoder {
             write_long(out, ts);
         }
         Ok(())
-    }
-
-    fn write_source(&self, out: &mut Vec<u8>, event: &ChangeEvent) {
-        let position = &event.position;
-        let commit_us = position.commit_time_us;
-        out.extend_from_slice(&self.source_head);
-        write_long(out, commit_us.div_euclid(1000));
-        write_long(out, 0); // snapshot: the string branch
-        write_str(out, if position.snapshot { "true" } else { "false" });
-        out.extend_from_slice(&self.source_db);
-        write_long(out, 1);
-        write_str(out, &sequence(event));
-        write_long(out, 1);
-        write_long(out, commit_us);
-        write_long(out, 1);
-        write_long(out, commit_us.saturating_mul(1000));
-        out.extend_from_slice(&self.source_table);
-        match position.xid {
-            Some(xid) => {
-                write_long(out, 1);
-                write_long(out, i64::from(xid));
-            }
-            None => write_long(out, 0),
-        }
-        write_long(out, 1);
-        write_long(out, lsn_long(position.lsn.as_u64()));
-        write_long(out, 0); // xmin: null
     }
 
     fn write_row(
@@ -503,7 +563,7 @@ fn write_zero(out: &mut Vec<u8>, kind: &FieldKind) {
     }
 }
 
-fn write_frame(out: &mut Vec<u8>, schema_id: u32) {
+pub(crate) fn write_frame(out: &mut Vec<u8>, schema_id: u32) {
     out.push(MAGIC_BYTE);
     out.extend_from_slice(&schema_id.to_be_bytes());
 }

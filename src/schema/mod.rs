@@ -11,20 +11,27 @@ mod avro_schema;
 mod column_type;
 mod encode;
 mod json;
+mod metadata;
 mod names;
 mod options;
 mod registry_client;
 mod representation;
 mod temporal;
 mod text;
+mod topics;
 
 pub use avro_schema::{
     build_table_schemas, FieldPlan, TableSchemas, ENVELOPE_SCHEMA_VERSION, SNAPSHOT_VALUES,
     SOURCE_SCHEMA_NAME,
 };
 pub use column_type::{column_kind, numeric_precision_scale, ConnectMeta, FieldKind, StringKind};
-pub use encode::{write_long, SourceInfo, TableEncoder, MAGIC_BYTE};
+pub use encode::{write_long, SourceInfo, TableEncoder, TransactionBlock, MAGIC_BYTE};
 pub use json::JsonEncoder;
+pub use metadata::{
+    encode_heartbeat_key, encode_heartbeat_value, encode_transaction_key, encode_transaction_value,
+    heartbeat_key_schema, heartbeat_value_schema, message_key_schema, message_value_schema,
+    transaction_key_schema, transaction_value_schema, MessageEncoder, TransactionBoundary,
+};
 pub use names::{avro_full_name, avro_name};
 pub use options::{
     DecimalHandling, EnvelopeOptions, HstoreHandling, IntervalHandling, TimePrecision, UserTypes,
@@ -34,6 +41,11 @@ pub use registry_client::{
     Compatibility, RegistryClient, RegistryClientConfig, RegistryError, SubjectNameStrategy,
 };
 pub use text::pg_text;
+pub use topics::{
+    anchored_regex, is_valid_topic, Placement, TopicOptions, TopicRoute, DEFAULT_KEY_FIELD_NAME,
+    DEFAULT_MESSAGE_TOPIC_SUFFIX, DEFAULT_TOPIC_HEARTBEAT_PREFIX, DEFAULT_TOPIC_TRANSACTION,
+    MESSAGE_DATA_COLLECTION,
+};
 
 /// A table whose schemas cannot be built.
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +63,9 @@ pub enum SchemaError {
         second: String,
         avro_name: String,
     },
+    /// A route renames the table's topic to a name Kafka refuses.
+    #[error("table {table}: the routed topic {topic:?} is not a valid topic name (1-249 letters, digits, '.', '_' and '-')")]
+    InvalidTopic { table: String, topic: String },
     /// The generated schema was rejected by the Avro parser (a bug if it ever happens).
     #[error("table {table}: generated {which} schema is not valid avro: {message}")]
     InvalidAvro {

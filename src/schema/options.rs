@@ -115,6 +115,8 @@ pub struct EnvelopeOptions {
     /// Key columns chosen per table (`schema.table` -> column names), replacing the replica
     /// identity's; Debezium's `message.key.columns`.
     pub message_key_columns: HashMap<String, Vec<String>>,
+    /// Topic routing and the stream's own topics (transactions, heartbeats, messages).
+    pub topics: super::topics::TopicOptions,
 }
 
 impl Default for EnvelopeOptions {
@@ -127,6 +129,7 @@ impl Default for EnvelopeOptions {
             money_fraction_digits: DEFAULT_MONEY_FRACTION_DIGITS,
             unavailable_value_placeholder: DEFAULT_UNAVAILABLE_VALUE_PLACEHOLDER.to_owned(),
             message_key_columns: HashMap::new(),
+            topics: super::topics::TopicOptions::default(),
         }
     }
 }

@@ -153,19 +153,41 @@ pub struct Batch {
     pub checkpoint: Option<Lsn>,
     /// The events in their wire form (Confluent-framed Avro key and value), in event order,
     /// when the pipeline encodes envelopes (a schema registry is configured); empty otherwise.
-    /// Events without a row envelope (truncates, logical messages) have no record.
+    /// Truncates have no record; logical messages have one only when message records are on.
+    /// Transaction boundaries and heartbeats, when on, are records of their own
+    /// ([`RecordOrigin`]), placed where they happen in the stream.
     pub records: Vec<EncodedRecord>,
 }
 
-/// One event as a keyed record for a topic: Confluent wire format (magic byte 0, 4-byte
-/// big-endian schema id, Avro binary). A `None` key means the table has no key; a `None` value
-/// is a tombstone.
+/// One record for a topic: Confluent wire format (magic byte 0, 4-byte big-endian schema id,
+/// Avro binary). A `None` key means the record has no key (a keyless table); a `None` value is a
+/// tombstone.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct EncodedRecord {
-    /// The index in the batch's `events` of the event this record encodes.
-    pub event: usize,
-    /// `<prefix>.<schema>.<table>` (or the message topic for logical messages).
+    /// What the record encodes: one of the batch's events, or a record about the stream itself.
+    pub origin: RecordOrigin,
+    /// The (possibly routed) `<prefix>.<schema>.<table>` topic, or the topic of a logical
+    /// message, transaction boundary or heartbeat.
     pub topic: std::sync::Arc<str>,
     pub key: Option<Vec<u8>>,
     pub value: Option<Vec<u8>>,
+}
+
+/// What an [`EncodedRecord`] encodes. Sinks that only want rows look at `Event` records alone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecordOrigin {
+    /// The event at this index of the batch's `events` (a row change or a logical message).
+    Event(usize),
+    /// A transaction boundary (BEGIN or END) of transaction `xid`, whose commit record is at
+    /// `commit_lsn`.
+    Transaction { xid: u32, commit_lsn: Lsn },
+    /// A heartbeat: the pipeline is alive, whether or not anything changed.
+    Heartbeat,
+}
+
+impl Default for RecordOrigin {
+    /// The batch's first event.
+    fn default() -> Self {
+        RecordOrigin::Event(0)
+    }
 }

@@ -17,8 +17,8 @@ pub use calendar::civil_from_days;
 pub use config::{from_toml, from_toml_partial, join_key, ConfigProblem, ConfigProblems};
 pub use error::{ErrorClass, SinkError};
 pub use event::{
-    Batch, ChangeEvent, Column, EncodedRecord, LogicalMessage, Op, ReplicaIdentity, Row,
-    SourcePosition, TableSchema,
+    Batch, ChangeEvent, Column, EncodedRecord, LogicalMessage, Op, RecordOrigin, ReplicaIdentity,
+    Row, SourcePosition, TableSchema,
 };
 pub use lsn::{Lsn, LsnParseError};
 pub use secret::Secret;

@@ -1,9 +1,9 @@
-//! A batch as the Kafka records to produce, in order: each encoded row event with its headers
-//! (`sluice.lsn`, `sluice.txid`, `sluice.table`, from the event it encodes), and after a delete
-//! a tombstone for the same key when tombstones are on. No I/O: the sink produces what this
-//! plans.
+//! A batch as the Kafka records to produce, in order: each encoded record with its headers
+//! (`sluice.lsn`, `sluice.txid`, `sluice.table`, from the event it encodes; a transaction
+//! boundary carries its commit position and txid, a heartbeat none), and after a delete a
+//! tombstone for the same key when tombstones are on. No I/O: the sink produces what this plans.
 
-use sluice_api::{Batch, ChangeEvent, EncodedRecord, Op};
+use sluice_api::{Batch, ChangeEvent, EncodedRecord, Op, RecordOrigin};
 
 /// Header carrying the change's WAL position (`0/16B3748`).
 pub const HEADER_LSN: &str = "sluice.lsn";
@@ -35,6 +35,18 @@ pub fn headers_for(event: &ChangeEvent) -> Vec<(&'static str, String)> {
     headers
 }
 
+/// The headers of `record`: its event's, or the position a stream record describes.
+fn headers_of(batch: &Batch, record: &EncodedRecord) -> Vec<(&'static str, String)> {
+    match record.origin {
+        RecordOrigin::Event(index) => batch.events.get(index).map(headers_for).unwrap_or_default(),
+        RecordOrigin::Transaction { xid, commit_lsn } => vec![
+            (HEADER_LSN, commit_lsn.to_string()),
+            (HEADER_TXID, xid.to_string()),
+        ],
+        RecordOrigin::Heartbeat => Vec::new(),
+    }
+}
+
 /// Whether a tombstone follows `record`: only after a delete, only for a keyed table (a null
 /// value without a key compacts nothing), and only when tombstones are on.
 pub fn needs_tombstone(event: &ChangeEvent, record: &EncodedRecord, enabled: bool) -> bool {
@@ -57,8 +69,11 @@ pub fn lacks_records(batch: &Batch) -> bool {
 pub fn plan_batch(batch: &Batch, tombstones: bool) -> Vec<OutgoingRecord<'_>> {
     let mut out = Vec::with_capacity(batch.records.len() + batch.records.len() / 8);
     for record in &batch.records {
-        let event = batch.events.get(record.event);
-        let headers = event.map(headers_for).unwrap_or_default();
+        let event = match record.origin {
+            RecordOrigin::Event(index) => batch.events.get(index),
+            _ => None,
+        };
+        let headers = headers_of(batch, record);
         let tombstone = event.is_some_and(|e| needs_tombstone(e, record, tombstones));
         out.push(OutgoingRecord {
             topic: &record.topic,
@@ -112,7 +127,7 @@ mod tests {
 
     fn record(event: usize, key: Option<&[u8]>) -> EncodedRecord {
         EncodedRecord {
-            event,
+            origin: RecordOrigin::Event(event),
             topic: Arc::from("test.public.orders"),
             key: key.map(<[u8]>::to_vec),
             value: Some(vec![0, 0, 0, 0, 2, 42]),
@@ -164,6 +179,36 @@ mod tests {
             true
         ));
         assert!(needs_tombstone(&delete, &record(0, Some(b"k")), true));
+    }
+
+    #[test]
+    fn transaction_boundaries_carry_their_commit_position_and_heartbeats_no_headers() {
+        let batch = Batch {
+            records: vec![
+                EncodedRecord {
+                    origin: RecordOrigin::Transaction {
+                        xid: 731,
+                        commit_lsn: Lsn(0x16B_3748),
+                    },
+                    ..record(0, Some(b"tx"))
+                },
+                EncodedRecord {
+                    origin: RecordOrigin::Heartbeat,
+                    ..record(0, Some(b"hb"))
+                },
+            ],
+            ..Batch::default()
+        };
+        let planned = plan_batch(&batch, true);
+        assert_eq!(planned.len(), 2);
+        assert_eq!(
+            planned[0].headers,
+            [
+                (HEADER_LSN, "0/16B3748".to_owned()),
+                (HEADER_TXID, "731".to_owned()),
+            ]
+        );
+        assert!(planned[1].headers.is_empty());
     }
 
     #[test]
