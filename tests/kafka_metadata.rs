@@ -347,6 +347,11 @@ async fn a_transaction_split_over_batches_has_one_begin_and_one_end_counting_all
         .await
         .unwrap();
     harness::wait_events(&handle, 6).await;
+    assert!(
+        handle.batch_count() >= 4,
+        "the five-row transaction was split over batches of two: {} batches",
+        handle.batch_count()
+    );
 
     let records = consume(&kafka, &registry, 4, &["test.transaction"]).await;
     let ends = with_status(&on(&records, "test.transaction"), "END");

@@ -97,4 +97,6 @@ pub enum EncodeError {
 }
 
 #[cfg(test)]
+mod routed_tests;
+#[cfg(test)]
 mod tests;
