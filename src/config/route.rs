@@ -25,14 +25,20 @@ pub struct RawRoute {
     pub key_field_name: Option<String>,
 }
 
-/// The topic keys of `[envelope]` as written.
+/// The topic keys of `[envelope]` as written (gathered from [`super::RawEnvelope`]).
 #[derive(Debug, Default)]
 pub struct RawTopics {
+    /// `[[envelope.route]]`, in file order. Default: no routing.
     pub route: Option<Vec<RawRoute>>,
+    /// Default false.
     pub provide_transaction_metadata: Option<bool>,
+    /// Default [`crate::schema::DEFAULT_TOPIC_TRANSACTION`].
     pub topic_transaction: Option<String>,
+    /// Default [`crate::schema::DEFAULT_TOPIC_HEARTBEAT_PREFIX`].
     pub topic_heartbeat_prefix: Option<String>,
+    /// Default false.
     pub logical_decoding_messages: Option<bool>,
+    /// Default `<prefix>.`[`crate::schema::DEFAULT_MESSAGE_TOPIC_SUFFIX`].
     pub message_topic: Option<String>,
 }
 

@@ -34,11 +34,8 @@ pub struct JsonEncoder {
 impl JsonEncoder {
     /// Plan the JSON encoding of `schemas`' table.
     pub fn new(schemas: &TableSchemas, source: &SourceInfo, placeholder: &str) -> Self {
-        let (schema, table) = schemas
-            .topic
-            .strip_prefix(&format!("{}.", source.server_name))
-            .and_then(|rest| rest.split_once('.'))
-            .unwrap_or(("", ""));
+        // The table itself, also when a route renamed its topic.
+        let (schema, table) = (schemas.table_schema.as_str(), schemas.table_name.as_str());
         let key_schema = (!schemas.key_fields.is_empty()).then(|| {
             row_schema(
                 &schemas.key_fields,
