@@ -10,6 +10,8 @@ mod harness;
 #[cfg(feature = "sink-kafka")]
 mod kafka;
 mod registry;
+#[cfg(feature = "sink-search")]
+mod search;
 mod support;
 
 use std::time::Duration;
