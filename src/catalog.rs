@@ -13,7 +13,7 @@ pub enum SinkConfig {
     #[cfg(feature = "sink-kafka")]
     Kafka(sluice_sink_kafka::KafkaSinkConfig),
     #[cfg(feature = "sink-search")]
-    Search(sluice_sink_search::SearchSinkConfig),
+    Search(Box<sluice_sink_search::SearchSinkConfig>),
 }
 
 /// What every sink may need to know about the pipeline it serves.
@@ -69,7 +69,8 @@ pub fn validate_sink(
         #[cfg(feature = "sink-search")]
         "search" => {
             validate_with::<sluice_sink_search::RawSearchSinkConfig, _>(value, prefix, |raw| {
-                raw.validate(prefix).map(SinkConfig::Search)
+                raw.validate(prefix)
+                    .map(|cfg| SinkConfig::Search(Box::new(cfg)))
             })
         }
         other => Err(vec![ConfigProblem {

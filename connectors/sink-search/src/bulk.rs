@@ -174,7 +174,7 @@ mod tests {
         let sizes = [10, 10, 10, 10, 10];
         assert_eq!(split_requests(&sizes, 2, 1000), [0..2, 2..4, 4..5]);
         assert_eq!(split_requests(&sizes, 100, 25), [0..2, 2..4, 4..5]);
-        assert_eq!(split_requests(&sizes, 100, 1000), [0..5]);
+        assert_eq!(split_requests(&sizes, 100, 1000), vec![0..5]);
         // An action larger than the byte limit still goes, alone.
         assert_eq!(split_requests(&[5, 50, 5], 100, 20), [0..1, 1..2, 2..3]);
         assert!(split_requests(&[], 10, 10).is_empty());
