@@ -162,4 +162,22 @@ mod tests {
             "an unknown key does not hide a missing one: {keys:?}"
         );
     }
+
+    #[cfg(feature = "sink-search")]
+    #[test]
+    fn a_search_sink_validates_its_own_keys() {
+        let table: toml::Table = toml::from_str(
+            "url = 'http://127.0.0.1:9200'\ndead_letter = { type = 'file', path = 'dead.jsonl' }",
+        )
+        .unwrap();
+        let SinkConfig::Search(cfg) = validate_sink("search", table, "sink[0]").unwrap() else {
+            panic!("a search sink config");
+        };
+        assert_eq!(cfg.url, "http://127.0.0.1:9200");
+        assert!(cfg.dead_letter.is_some());
+        let table: toml::Table = toml::from_str("urll = 'x'").unwrap();
+        let problems = validate_sink("search", table, "sink[0]").unwrap_err();
+        let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(keys, ["sink[0].urll", "sink[0].url"]);
+    }
 }
