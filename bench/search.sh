@@ -16,13 +16,13 @@
 # Ends with: RESULT name=search documents=... sluice_docs_per_s=... baseline_docs_per_s=...
 #            ratio=... peak_rss_mib=...
 #
-# Environment: N=100000  BATCH=1000  MAX_BULK=1000  PGBIN=<pg_config --bindir | newest
+# Environment: N=20000  BATCH=1000  MAX_BULK=1000  PGBIN=<pg_config --bindir | newest
 #   /usr/lib/postgresql/*/bin>  SLUICE_BIN=<built here: cargo build --release --features
 #   sink-search>  OSMEM_BIN=<from the osmem_server Python package>  TIMEOUT_S=1800
 #   RUN_AS=postgres (OS user for the server when run as root)
 set -euo pipefail
 
-N=${N:-100000}
+N=${N:-20000}
 BATCH=${BATCH:-1000}
 MAX_BULK=${MAX_BULK:-1000}
 NDEL=$((N / 10))
