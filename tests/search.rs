@@ -426,3 +426,79 @@ async fn without_a_dead_letter_destination_a_rejection_fails_the_write_instead_o
     assert_eq!(error.class, sluice_api::ErrorClass::Fatal);
     assert!(error.message.contains("dead_letter"), "{}", error.message);
 }
+
+/// Fault injection a real server cannot be made to produce on demand: a mock `_bulk` endpoint
+/// (named as such) that refuses chosen documents with 429 on their first attempt and records
+/// the ids of every bulk request. Index creation always succeeds.
+struct MockFlakyBulkServer {
+    url: String,
+    requests: Arc<std::sync::Mutex<Vec<Vec<String>>>>,
+}
+
+impl MockFlakyBulkServer {
+    async fn start(refuse_once: &'static [&'static str]) -> MockFlakyBulkServer {
+        use axum::routing::{any, post};
+        let requests: Arc<std::sync::Mutex<Vec<Vec<String>>>> = Arc::default();
+        let seen = requests.clone();
+        let bulk = move |body: String| {
+            let seen = seen.clone();
+            async move {
+                let ids: Vec<String> = body
+                    .lines()
+                    .filter_map(|l| serde_json::from_str::<Json>(l).ok())
+                    .filter_map(|l| l["index"]["_id"].as_str().map(str::to_owned))
+                    .collect();
+                let first_attempt =
+                    !seen.lock().unwrap().iter().any(|r: &Vec<String>| {
+                        r.iter().any(|id| refuse_once.contains(&id.as_str()))
+                    });
+                seen.lock().unwrap().push(ids.clone());
+                let items: Vec<Json> = ids
+                    .iter()
+                    .map(|id| {
+                        if first_attempt && refuse_once.contains(&id.as_str()) {
+                            json!({"index": {"_id": id, "status": 429, "error": {
+                                "type": "es_rejected_execution_exception",
+                                "reason": "queue full"}}})
+                        } else {
+                            json!({"index": {"_id": id, "status": 201, "result": "created"}})
+                        }
+                    })
+                    .collect();
+                axum::Json(json!({"errors": first_attempt, "items": items}))
+            }
+        };
+        let app = axum::Router::new().route("/_bulk", post(bulk)).route(
+            "/{index}",
+            any(|| async { axum::Json(json!({"acknowledged": true})) }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        MockFlakyBulkServer { url, requests }
+    }
+}
+
+#[tokio::test]
+async fn documents_refused_for_now_are_resent_alone_until_the_server_takes_them() {
+    let server = MockFlakyBulkServer::start(&["2", "4"]).await;
+    let raw = RawSearchSinkConfig {
+        url: Some(server.url.clone()),
+        item_retry_initial_ms: Some(10),
+        ..RawSearchSinkConfig::default()
+    };
+    let config = raw.validate("sink[0]").unwrap();
+    let mut sink = SearchSink::new(&config, "search", "shop").await.unwrap();
+    let events = (1..=5)
+        .map(|id| upsert(Op::Create, id, "new", 10 + id as u64))
+        .collect();
+    sink.write(&batch(events)).await.unwrap();
+    let requests = server.requests.lock().unwrap().clone();
+    assert_eq!(
+        requests,
+        vec![
+            vec!["1", "2", "3", "4", "5"],
+            vec!["2", "4"], // only the refused items, once the backoff passed
+        ]
+    );
+}
