@@ -269,3 +269,53 @@ fn tls_config(ca_file: Option<&std::path::Path>) -> Result<rustls::ClientConfig,
         .with_root_certificates(roots)
         .with_no_client_auth())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::RawSearchSinkConfig;
+
+    fn client(extra: impl FnOnce(&mut RawSearchSinkConfig)) -> SearchClient {
+        let mut raw = RawSearchSinkConfig {
+            url: Some("https://127.0.0.1:9200".into()),
+            ..RawSearchSinkConfig::default()
+        };
+        extra(&mut raw);
+        SearchClient::new(&raw.validate("sink[0]").unwrap()).unwrap()
+    }
+
+    #[test]
+    fn credentials_become_a_sensitive_authorization_header() {
+        let basic = client(|raw| {
+            raw.username = Some("sluice".into());
+            raw.password = Some("hunter2".into());
+        });
+        let header = basic.authorization.unwrap();
+        assert!(header.is_sensitive());
+        // base64("sluice:hunter2")
+        assert_eq!(header, "Basic c2x1aWNlOmh1bnRlcjI=");
+        let api_key = client(|raw| raw.api_key = Some("aWQ6a2V5".into()));
+        assert_eq!(api_key.authorization.unwrap(), "ApiKey aWQ6a2V5");
+        assert!(client(|_| {}).authorization.is_none());
+    }
+
+    #[test]
+    fn a_missing_ca_file_is_a_setup_error_naming_the_file() {
+        let raw = RawSearchSinkConfig {
+            url: Some("https://127.0.0.1:9200".into()),
+            ca_file: Some("/nonexistent/ca.pem".into()),
+            ..RawSearchSinkConfig::default()
+        };
+        let config = raw.validate("sink[0]").unwrap();
+        let Err(error) = SearchClient::new(&config) else {
+            panic!("a missing CA file is an error");
+        };
+        assert!(error.to_string().contains("/nonexistent/ca.pem"), "{error}");
+    }
+
+    #[test]
+    fn index_names_are_percent_encoded_in_paths() {
+        assert_eq!(encode_path("shop.public.orders"), "shop.public.orders");
+        assert_eq!(encode_path("a%b"), "a%25b");
+    }
+}
