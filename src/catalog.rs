@@ -12,6 +12,8 @@ pub enum SinkConfig {
     Memory(sluice_sink_memory::MemorySinkConfig),
     #[cfg(feature = "sink-kafka")]
     Kafka(sluice_sink_kafka::KafkaSinkConfig),
+    #[cfg(feature = "sink-search")]
+    Search(Box<sluice_sink_search::SearchSinkConfig>),
 }
 
 /// What every sink may need to know about the pipeline it serves.
@@ -21,6 +23,8 @@ pub struct SinkContext {
     pub pipeline: String,
     /// The source database's name.
     pub database: String,
+    /// The `[[sink]]` entry's name.
+    pub sink: String,
 }
 
 /// The sink types this build supports, for error messages.
@@ -32,6 +36,8 @@ pub fn sink_types() -> &'static [&'static str] {
         "memory",
         #[cfg(feature = "sink-kafka")]
         "kafka",
+        #[cfg(feature = "sink-search")]
+        "search",
     ]
 }
 
@@ -58,6 +64,13 @@ pub fn validate_sink(
         "kafka" => {
             validate_with::<sluice_sink_kafka::RawKafkaSinkConfig, _>(value, prefix, |raw| {
                 raw.validate(prefix).map(SinkConfig::Kafka)
+            })
+        }
+        #[cfg(feature = "sink-search")]
+        "search" => {
+            validate_with::<sluice_sink_search::RawSearchSinkConfig, _>(value, prefix, |raw| {
+                raw.validate(prefix)
+                    .map(|cfg| SinkConfig::Search(Box::new(cfg)))
             })
         }
         other => Err(vec![ConfigProblem {
@@ -113,6 +126,10 @@ pub async fn build_sink(
         SinkConfig::Memory(cfg) => Box::new(sluice_sink_memory::MemorySink::new(cfg).0),
         #[cfg(feature = "sink-kafka")]
         SinkConfig::Kafka(cfg) => Box::new(sluice_sink_kafka::KafkaSink::new(cfg)?),
+        #[cfg(feature = "sink-search")]
+        SinkConfig::Search(cfg) => Box::new(
+            sluice_sink_search::SearchSink::new(cfg, &context.sink, &context.pipeline).await?,
+        ),
     })
 }
 
@@ -144,5 +161,23 @@ mod tests {
             keys.contains(&"sink[1].path"),
             "an unknown key does not hide a missing one: {keys:?}"
         );
+    }
+
+    #[cfg(feature = "sink-search")]
+    #[test]
+    fn a_search_sink_validates_its_own_keys() {
+        let table: toml::Table = toml::from_str(
+            "url = 'http://127.0.0.1:9200'\ndead_letter = { type = 'file', path = 'dead.jsonl' }",
+        )
+        .unwrap();
+        let SinkConfig::Search(cfg) = validate_sink("search", table, "sink[0]").unwrap() else {
+            panic!("a search sink config");
+        };
+        assert_eq!(cfg.url, "http://127.0.0.1:9200");
+        assert!(cfg.dead_letter.is_some());
+        let table: toml::Table = toml::from_str("urll = 'x'").unwrap();
+        let problems = validate_sink("search", table, "sink[0]").unwrap_err();
+        let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(keys, ["sink[0].urll", "sink[0].url"]);
     }
 }

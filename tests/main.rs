@@ -12,6 +12,8 @@ mod kafka;
 #[cfg(feature = "sink-kafka")]
 mod kafka_metadata;
 mod registry;
+#[cfg(feature = "sink-search")]
+mod search;
 mod support;
 
 use std::time::Duration;

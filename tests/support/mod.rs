@@ -6,6 +6,8 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod kafka;
+#[cfg(feature = "sink-search")]
+pub mod search;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
