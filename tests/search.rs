@@ -391,9 +391,10 @@ async fn a_redelivered_older_change_never_overwrites_a_newer_document() {
     let index = "shop.public.orders";
     assert_eq!(
         search.document(index, "1").await,
-        Some((json!({"id": 1, "status": "shipped"}), 200))
+        Some((json!({"id": 1, "status": "shipped"}), 201)),
+        "versions are commit positions"
     );
-    assert_eq!(search.document(index, "3").await.unwrap().1, 220);
+    assert_eq!(search.document(index, "3").await.unwrap().1, 221);
     assert_eq!(search.document(index, "2").await, None, "the delete holds");
     let ids: BTreeMap<String, u64> = search
         .documents(index)
@@ -402,6 +403,41 @@ async fn a_redelivered_older_change_never_overwrites_a_newer_document() {
         .map(|(id, _, v)| (id, v))
         .collect();
     assert_eq!(ids.len(), 2, "{ids:?}");
+}
+
+#[tokio::test]
+async fn a_change_written_before_a_snapshot_but_committed_after_it_wins_over_the_snapshot_row() {
+    let search = ThrowawaySearch::start().await;
+    let raw = RawSearchSinkConfig {
+        url: Some(search.url()),
+        index_prefix: Some("shop".into()),
+        ..RawSearchSinkConfig::default()
+    };
+    let config = raw.validate("sink[0]").unwrap();
+    let mut sink = SearchSink::new(&config, "search", "ignored").await.unwrap();
+    // The snapshot reads at position 100 and does not see a transaction still open then; that
+    // transaction wrote the row at 90 and committed at 150, so it streams after the snapshot.
+    sink.write(&batch(vec![upsert(Op::Read, 1, "snapshot", 99)]))
+        .await
+        .unwrap();
+    let mut late = upsert(Op::Update, 1, "committed later", 90);
+    late.position.commit_lsn = Lsn(150);
+    // Two changes of the row in one transaction share a version: the later one stays.
+    let mut first = upsert(Op::Update, 2, "first", 91);
+    first.position.commit_lsn = Lsn(150);
+    let mut second = upsert(Op::Update, 2, "second", 92);
+    second.position.commit_lsn = Lsn(150);
+    sink.write(&batch(vec![late, first, second])).await.unwrap();
+
+    let index = "shop.public.orders";
+    assert_eq!(
+        search.document(index, "1").await,
+        Some((json!({"id": 1, "status": "committed later"}), 150))
+    );
+    assert_eq!(
+        search.document(index, "2").await,
+        Some((json!({"id": 2, "status": "second"}), 150))
+    );
 }
 
 #[tokio::test]

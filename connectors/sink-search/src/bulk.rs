@@ -1,10 +1,16 @@
 //! The `_bulk` protocol: actions encoded as NDJSON lines, split into requests by count and bytes,
 //! and each item's result classified as done, worth retrying, or rejected for good.
 //!
-//! Every action carries `version_type=external` with the change's LSN as `version`, so the
-//! server keeps a document only if its version is higher than the stored one: a redelivered or
-//! reordered older change never overwrites a newer one. No `_type` is sent (removed in
-//! Elasticsearch 7, absent from OpenSearch).
+//! Every action carries `version_type=external_gte` with the commit LSN of the change's
+//! transaction as `version`, so the server keeps a document only if its version is at least the
+//! stored one: a redelivered or reordered change of an older transaction never overwrites a
+//! newer one. The commit LSN (not the change's own LSN) is what orders a row's versions across
+//! a snapshot: a transaction that wrote a row before the snapshot's position but committed after
+//! it is streamed, and its commit LSN is above the snapshot's. Row locks serialise writers of one
+//! row, so commit order is change order per row; changes of one row inside one transaction share
+//! a version, and `_gte` lets the later one win (only the last action per document of a request
+//! is sent, see [`last_per_document`]). No `_type` is sent (removed in Elasticsearch 7, absent
+//! from OpenSearch).
 
 use serde::Serialize;
 use serde_json::Value as Json;
@@ -14,7 +20,7 @@ use serde_json::Value as Json;
 pub struct Action {
     pub index: String,
     pub id: String,
-    /// The external version: the change's LSN.
+    /// The external version: the commit LSN of the change's transaction.
     pub version: u64,
     /// The document to index; `None` deletes.
     pub document: Option<Json>,
@@ -40,7 +46,7 @@ impl Action {
             index: &self.index,
             id: &self.id,
             version: self.version,
-            version_type: "external",
+            version_type: "external_gte",
         };
         let verb = if self.document.is_some() {
             "{\"index\":"
@@ -82,6 +88,19 @@ pub fn split_requests(
         requests.push(start..sizes.len());
     }
     requests
+}
+
+/// The positions in `actions` of the last action per document (index and id), in order: an
+/// earlier action on the same document in the same request is superseded, and sending it could
+/// let a retried older item land after the newer one under the same version.
+pub fn last_per_document(actions: &[Action]) -> Vec<usize> {
+    let mut last = std::collections::HashMap::with_capacity(actions.len());
+    for (i, action) in actions.iter().enumerate() {
+        last.insert((action.index.as_str(), action.id.as_str()), i);
+    }
+    (0..actions.len())
+        .filter(|i| last.get(&(actions[*i].index.as_str(), actions[*i].id.as_str())) == Some(i))
+        .collect()
 }
 
 /// What one item's result means for delivery.
@@ -147,7 +166,7 @@ mod tests {
     }
 
     #[test]
-    fn index_and_delete_actions_are_ndjson_with_external_versions() {
+    fn index_and_delete_actions_are_ndjson_with_external_gte_versions() {
         let mut out = Vec::new();
         action("7", Some(json!({"id": 7, "note": "a\nb"}))).encode(&mut out);
         action("[1,\"x\"]", None).encode(&mut out);
@@ -160,10 +179,10 @@ mod tests {
             lines,
             [
                 json!({"index": {"_index": "shop.public.orders", "_id": "7",
-                        "version": 0x16_B374_D848u64, "version_type": "external"}}),
+                        "version": 0x16_B374_D848u64, "version_type": "external_gte"}}),
                 json!({"id": 7, "note": "a\nb"}),
                 json!({"delete": {"_index": "shop.public.orders", "_id": "[1,\"x\"]",
-                        "version": 0x16_B374_D848u64, "version_type": "external"}}),
+                        "version": 0x16_B374_D848u64, "version_type": "external_gte"}}),
             ]
         );
         assert!(text.ends_with('\n'), "a bulk body ends with a newline");
@@ -210,5 +229,23 @@ mod tests {
                     .into()
             )
         );
+    }
+
+    #[test]
+    fn only_the_last_action_per_document_of_a_request_is_sent() {
+        let at = |index: &str, id: &str, event| Action {
+            index: index.into(),
+            id: id.into(),
+            version: 7,
+            document: None,
+            event,
+        };
+        let actions = [
+            at("a", "1", 0),
+            at("a", "2", 1),
+            at("b", "1", 2),
+            at("a", "1", 3),
+        ];
+        assert_eq!(last_per_document(&actions), vec![1, 2, 3]);
     }
 }

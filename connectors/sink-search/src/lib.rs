@@ -1,6 +1,6 @@
 //! Search sink: every captured row as one document in Elasticsearch or OpenSearch, written with
-//! `_bulk`, addressed by the row's primary key and versioned by the change's LSN
-//! (`version_type=external`), so that redelivered or reordered older changes never overwrite
+//! `_bulk`, addressed by the row's primary key and versioned by its transaction's commit LSN
+//! (`version_type=external_gte`), so that redelivered or reordered older changes never overwrite
 //! newer ones. One index per table (`<prefix>.<schema>.<table>`, created on first use with a
 //! mapping derived from the columns), truncates clear the index, and documents the server
 //! rejects for good are set aside in a dead-letter destination with the server's reason.

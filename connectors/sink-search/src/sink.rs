@@ -16,7 +16,7 @@ use sluice_api::{
     Backoff, Batch, ChangeEvent, DeadLetter, DeadLetterQueue, Op, Sink, SinkError, TableSchema,
 };
 
-use crate::bulk::{classify_item, split_requests, Action, ItemOutcome};
+use crate::bulk::{classify_item, last_per_document, split_requests, Action, ItemOutcome};
 use crate::client::SearchClient;
 use crate::config::SearchSinkConfig;
 use crate::encode::{create_index_body, document, resolve_unchanged_toast};
@@ -101,7 +101,7 @@ impl SearchSink {
         let Some(table) = event.table.as_deref() else {
             return Ok(());
         };
-        let version = event.position.lsn.as_u64();
+        let version = event.position.commit_lsn.as_u64();
         let mut reject = |key: Option<String>, document: Option<Json>, reason: String| {
             rejected.push(Rejection {
                 event: position,
@@ -188,7 +188,8 @@ impl SearchSink {
                 out
             })
             .collect();
-        let mut todo: Vec<usize> = (0..actions.len()).collect();
+        // Superseded actions on the same document are not sent (see `last_per_document`).
+        let mut todo: Vec<usize> = last_per_document(actions);
         let (initial, max) = self.config.item_retry;
         let mut backoff = Backoff::new(initial, max);
         loop {
