@@ -21,6 +21,8 @@ pub struct SinkContext {
     pub pipeline: String,
     /// The source database's name.
     pub database: String,
+    /// The sink's own name (`[[sink]] name`).
+    pub sink: String,
 }
 
 /// The sink types this build supports, for error messages.
@@ -112,7 +114,11 @@ pub async fn build_sink(
         #[cfg(feature = "sink-memory")]
         SinkConfig::Memory(cfg) => Box::new(sluice_sink_memory::MemorySink::new(cfg).0),
         #[cfg(feature = "sink-kafka")]
-        SinkConfig::Kafka(cfg) => Box::new(sluice_sink_kafka::KafkaSink::new(cfg)?),
+        SinkConfig::Kafka(cfg) => Box::new(sluice_sink_kafka::KafkaSink::new(
+            cfg,
+            &context.pipeline,
+            &context.sink,
+        )?),
     })
 }
 

@@ -146,11 +146,12 @@ impl RunningPipeline {
 /// Start the pipeline with the configured sinks plus `extra_sinks` (tests, benchmarks).
 pub async fn start(config: Config, extra_sinks: Vec<NamedSink>) -> anyhow::Result<RunningPipeline> {
     let mut sinks = Vec::new();
-    let context = crate::catalog::SinkContext {
-        pipeline: config.pipeline.name.clone(),
-        database: config.source.connection.dbname.clone(),
-    };
     for spec in &config.sinks {
+        let context = crate::catalog::SinkContext {
+            pipeline: config.pipeline.name.clone(),
+            database: config.source.connection.dbname.clone(),
+            sink: spec.name.clone(),
+        };
         let sink = crate::catalog::build_sink(&spec.config, &context)
             .await
             .with_context(|| format!("starting sink {:?}", spec.name))?;
