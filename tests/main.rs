@@ -9,6 +9,10 @@ mod evolution;
 mod harness;
 #[cfg(feature = "sink-kafka")]
 mod kafka;
+#[cfg(feature = "sink-kafka")]
+mod kafka_crash;
+#[cfg(feature = "sink-kafka")]
+mod kafka_exactly_once;
 mod registry;
 mod support;
 

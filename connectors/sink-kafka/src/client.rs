@@ -8,6 +8,7 @@ use std::time::Duration;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::ClientContext;
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::consumer::ConsumerContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, Producer};
 
@@ -43,6 +44,9 @@ impl ClientContext for LogContext {
         tracing::warn!(%error, "kafka client: {reason}");
     }
 }
+
+/// The offsets reader's context: logs as above, no rebalance hooks (it assigns its partition).
+impl ConsumerContext for LogContext {}
 
 /// The producer's librdkafka configuration: pass-through properties first, then the settings
 /// the sink owns (validation has already refused properties that would override them).
@@ -92,7 +96,11 @@ pub fn transactional_producer_config(
         .set("transaction.timeout.ms", timeout_ms.to_string())
         .set(
             "message.timeout.ms",
-            config.delivery_timeout.as_millis().min(timeout_ms).to_string(),
+            config
+                .delivery_timeout
+                .as_millis()
+                .min(timeout_ms)
+                .to_string(),
         );
     client
 }

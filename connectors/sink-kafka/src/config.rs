@@ -203,7 +203,10 @@ const RESERVED_PROPERTIES: &[(&str, &str)] = &[
     ("batch.size", "set by `batch_size`"),
     ("message.timeout.ms", "set by `delivery_timeout_ms`"),
     ("delivery.timeout.ms", "set by `delivery_timeout_ms`"),
-    ("transactional.id", "set by `transactional_id` (with `exactly_once`)"),
+    (
+        "transactional.id",
+        "set by `transactional_id` (with `exactly_once`)",
+    ),
     (
         "transaction.timeout.ms",
         "set by `transaction_timeout_ms` (with `exactly_once`)",
@@ -226,7 +229,7 @@ pub fn is_secret_property(key: &str) -> bool {
 
 impl RawKafkaSinkConfig {
     /// Validate, naming every problem with its key under `prefix`.
-    pub fn validate(self, prefix: &str) -> Result<KafkaSinkConfig, Vec<ConfigProblem>> {
+    pub fn validate(mut self, prefix: &str) -> Result<KafkaSinkConfig, Vec<ConfigProblem>> {
         let key = |k: &str| format!("{prefix}.{k}");
         let mut problems = Vec::new();
 
@@ -304,7 +307,7 @@ impl RawKafkaSinkConfig {
         }
 
         let mut properties = BTreeMap::new();
-        for (name, value) in self.properties.unwrap_or_default() {
+        for (name, value) in self.properties.take().unwrap_or_default() {
             let at = format!("{prefix}.properties.{name:?}");
             if let Some((_, why)) = RESERVED_PROPERTIES
                 .iter()
@@ -370,8 +373,14 @@ impl RawKafkaSinkConfig {
         let given = [
             ("transactional_id", self.transactional_id.is_some()),
             ("offsets_topic", self.offsets_topic.is_some()),
-            ("transaction_max_events", self.transaction_max_events.is_some()),
-            ("transaction_timeout_ms", self.transaction_timeout_ms.is_some()),
+            (
+                "transaction_max_events",
+                self.transaction_max_events.is_some(),
+            ),
+            (
+                "transaction_timeout_ms",
+                self.transaction_timeout_ms.is_some(),
+            ),
         ];
         if !enabled {
             for (name, _) in given.iter().filter(|(_, set)| *set) {
@@ -505,8 +514,14 @@ mod tests {
         let cfg = validate("brokers = 'k:1'\nexactly_once = true").unwrap();
         let eos = cfg.exactly_once.expect("on");
         assert_eq!(eos.max_events, DEFAULT_TRANSACTION_MAX_EVENTS);
-        assert_eq!(eos.transactional_id, None, "derived from the names at build time");
-        assert_eq!(default_transactional_id("inv", "events"), "sluice-inv-events");
+        assert_eq!(
+            eos.transactional_id, None,
+            "derived from the names at build time"
+        );
+        assert_eq!(
+            default_transactional_id("inv", "events"),
+            "sluice-inv-events"
+        );
         assert_eq!(default_offsets_topic("inv"), "__sluice_offsets.inv");
         let problems = validate(
             "brokers = 'k:1'\nexactly_once = true\ntransaction_max_events = 0\n\

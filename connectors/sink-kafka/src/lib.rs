@@ -29,7 +29,7 @@ pub use encode::{
     governing_events, headers_for, lacks_records, needs_tombstone, plan_batch, OutgoingRecord,
     OwnedRecord, HEADER_LSN, HEADER_TABLE, HEADER_TXID,
 };
+pub use error::KafkaSinkError;
 pub use offsets::{decode_value as decode_offsets_value, offsets_key, CommittedPosition};
 pub use position::{EventPosition, PositionCounter};
-pub use error::KafkaSinkError;
 pub use sink::KafkaSink;

@@ -105,8 +105,12 @@ mod tests {
     #[test]
     fn positions_increase_along_the_stream_and_count_events_sharing_a_record() {
         let mut counter = PositionCounter::default();
-        let positions =
-            counter.assign(&[event(100, 10), event(100, 20), event(100, 20), event(200, 150)]);
+        let positions = counter.assign(&[
+            event(100, 10),
+            event(100, 20),
+            event(100, 20),
+            event(200, 150),
+        ]);
         assert_eq!(positions[1].index, 0);
         assert_eq!(positions[2].index, 1);
         assert!(positions.windows(2).all(|w| w[0] < w[1]), "{positions:?}");

@@ -50,7 +50,11 @@ impl KafkaSink {
     /// error on the first batch, and the core retries.
     /// `pipeline` and `sink` name the exactly-once defaults (transactional id, offsets topic
     /// and key); they do not matter otherwise.
-    pub fn new(config: &KafkaSinkConfig, pipeline: &str, sink: &str) -> Result<Self, KafkaSinkError> {
+    pub fn new(
+        config: &KafkaSinkConfig,
+        pipeline: &str,
+        sink: &str,
+    ) -> Result<Self, KafkaSinkError> {
         let transactional = match &config.exactly_once {
             Some(eos) => Some(TransactionalWriter::new(config, eos, pipeline, sink)?),
             None => None,
@@ -79,7 +83,6 @@ impl KafkaSink {
         }
         Ok(())
     }
-
 }
 
 /// Produce `records` in order and wait for every delivery report. The first failure is

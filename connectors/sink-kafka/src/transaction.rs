@@ -27,7 +27,9 @@ use rdkafka::error::KafkaError;
 use rdkafka::producer::{FutureProducer, Producer};
 use sluice_api::{Batch, Lsn};
 
-use crate::client::{create_admin, prepare_offsets_topic, transactional_producer_config, LogContext};
+use crate::client::{
+    create_admin, prepare_offsets_topic, transactional_producer_config, LogContext,
+};
 use crate::config::{
     default_offsets_topic, default_transactional_id, ExactlyOnceConfig, KafkaSinkConfig,
 };
@@ -72,6 +74,9 @@ pub struct TransactionalWriter {
     open: OpenTransaction,
     /// Whether a transaction is begun on the current producer.
     in_transaction: bool,
+    /// A newer producer fenced this one: every write fails, none starts a producer again
+    /// (which would fence the newer one in turn).
+    fenced: bool,
 }
 
 impl TransactionalWriter {
@@ -103,6 +108,7 @@ impl TransactionalWriter {
             counter: PositionCounter::default(),
             open: OpenTransaction::default(),
             in_transaction: false,
+            fenced: false,
         })
     }
 
@@ -113,8 +119,15 @@ impl TransactionalWriter {
         batch: &Batch,
         records: &[OutgoingRecord<'_>],
     ) -> Result<(), KafkaSinkError> {
+        if self.fenced {
+            return Err(KafkaSinkError::Fenced {
+                transactional_id: self.transactional_id.clone(),
+            });
+        }
         let result = self.try_write(batch, records).await;
+        let result = result.map_err(|error| self.fenced_or(error));
         if let Err(error) = &result {
+            self.fenced = matches!(error, KafkaSinkError::Fenced { .. });
             self.fail(error).await;
         }
         result
@@ -232,12 +245,13 @@ impl TransactionalWriter {
             .await
             .map_err(|e| self.classify(e))?;
         let producer = self.producer()?.clone();
-        let result =
-            tokio::task::spawn_blocking(move || producer.commit_transaction(TRANSACTION_CALL_TIMEOUT))
-                .await
-                .map_err(|_| KafkaSinkError::Canceled {
-                    topic: self.offsets_topic.clone(),
-                })?;
+        let result = tokio::task::spawn_blocking(move || {
+            producer.commit_transaction(TRANSACTION_CALL_TIMEOUT)
+        })
+        .await
+        .map_err(|_| KafkaSinkError::Canceled {
+            topic: self.offsets_topic.clone(),
+        })?;
         result.map_err(|source| self.transaction_error("committing", source))?;
         self.in_transaction = false;
         self.open = OpenTransaction::default();
@@ -252,10 +266,13 @@ impl TransactionalWriter {
     /// A new producer: fence older ones, read back the committed position, and produce again
     /// what the failed transaction held beyond it.
     async fn start(&mut self) -> Result<(), KafkaSinkError> {
-        let producer: FutureProducer<LogContext> =
-            transactional_producer_config(&self.config, &self.transactional_id, self.transaction_timeout)
-                .create_with_context(LogContext)
-                .map_err(KafkaSinkError::client)?;
+        let producer: FutureProducer<LogContext> = transactional_producer_config(
+            &self.config,
+            &self.transactional_id,
+            self.transaction_timeout,
+        )
+        .create_with_context(LogContext)
+        .map_err(KafkaSinkError::client)?;
         let init = producer.clone();
         tokio::task::spawn_blocking(move || init.init_transactions(TRANSACTION_CALL_TIMEOUT))
             .await
@@ -269,11 +286,12 @@ impl TransactionalWriter {
             self.offsets_topic.clone(),
             self.offsets_key.clone(),
         );
-        let committed = tokio::task::spawn_blocking(move || offsets::read_latest(&config, &topic, &key))
-            .await
-            .map_err(|_| KafkaSinkError::Canceled {
-                topic: self.offsets_topic.clone(),
-            })??;
+        let committed =
+            tokio::task::spawn_blocking(move || offsets::read_latest(&config, &topic, &key))
+                .await
+                .map_err(|_| KafkaSinkError::Canceled {
+                    topic: self.offsets_topic.clone(),
+                })??;
         let committed = committed.map(|c| c.last_event);
         tracing::info!(
             transactional_id = %self.transactional_id,
@@ -293,7 +311,8 @@ impl TransactionalWriter {
         self.written = committed.max(replay.last().map(|(position, _)| *position));
         self.open = OpenTransaction::default();
         if !replay.is_empty() {
-            let owned: Vec<OutgoingRecord<'_>> = replay.iter().map(|(_, r)| r.as_outgoing()).collect();
+            let owned: Vec<OutgoingRecord<'_>> =
+                replay.iter().map(|(_, r)| r.as_outgoing()).collect();
             self.begin()?;
             produce_all(self.producer()?, &owned)
                 .await
@@ -335,9 +354,11 @@ impl TransactionalWriter {
     }
 
     fn producer(&self) -> Result<&FutureProducer<LogContext>, KafkaSinkError> {
-        self.producer.as_ref().ok_or_else(|| KafkaSinkError::Canceled {
-            topic: self.offsets_topic.clone(),
-        })
+        self.producer
+            .as_ref()
+            .ok_or_else(|| KafkaSinkError::Canceled {
+                topic: self.offsets_topic.clone(),
+            })
     }
 
     /// A transaction step's failure, as fencing when a newer producer took over.
@@ -351,6 +372,21 @@ impl TransactionalWriter {
             transactional_id: self.transactional_id.clone(),
             action,
             source,
+        }
+    }
+
+    /// `error`, or fencing when the producer's fatal error says a newer producer took over
+    /// (the failed step itself may only report the purge that followed).
+    fn fenced_or(&self, error: KafkaSinkError) -> KafkaSinkError {
+        let fatal = self
+            .producer
+            .as_ref()
+            .and_then(|p| p.client().fatal_error());
+        match fatal {
+            Some((code, _)) if is_fencing_code(code) => KafkaSinkError::Fenced {
+                transactional_id: self.transactional_id.clone(),
+            },
+            _ => error,
         }
     }
 
