@@ -310,16 +310,21 @@ impl TransactionalWriter {
         // in again now; anything after (the failed attempt's own records) is written anew.
         self.written = committed.max(replay.last().map(|(position, _)| *position));
         self.open = OpenTransaction::default();
-        if !replay.is_empty() {
-            let owned: Vec<OutgoingRecord<'_>> =
-                replay.iter().map(|(_, r)| r.as_outgoing()).collect();
+        // Kept before producing: if this attempt fails too, the next one replays them again.
+        // Records, not events: close enough for the bound, which only limits memory.
+        self.open.event_count = replay.len() as u64;
+        self.open.records = replay;
+        if !self.open.records.is_empty() {
             self.begin()?;
+            let owned: Vec<OutgoingRecord<'_>> = self
+                .open
+                .records
+                .iter()
+                .map(|(_, r)| r.as_outgoing())
+                .collect();
             produce_all(self.producer()?, &owned)
                 .await
                 .map_err(|e| self.classify(e))?;
-            // Records, not events: close enough for the bound, which only limits memory.
-            self.open.event_count = replay.len() as u64;
-            self.open.records = replay;
         }
         Ok(())
     }
