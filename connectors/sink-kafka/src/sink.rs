@@ -88,9 +88,9 @@ impl KafkaSink {
 /// Produce `records` in order and wait for every delivery report. The first failure is
 /// returned, but only after every report of the batch is in, so that no record of this
 /// attempt is still in flight when the batch is retried.
-pub(crate) async fn produce_all(
+pub(crate) async fn produce_all<'r, 'a: 'r>(
     producer: &FutureProducer<LogContext>,
-    records: &[OutgoingRecord<'_>],
+    records: impl IntoIterator<Item = &'r OutgoingRecord<'a>>,
 ) -> Result<(), KafkaSinkError> {
     {
         let mut pending: VecDeque<(&str, DeliveryFuture)> = VecDeque::new();

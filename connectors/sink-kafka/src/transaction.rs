@@ -198,8 +198,8 @@ impl TransactionalWriter {
         keep: bool,
     ) -> Result<(), KafkaSinkError> {
         self.begin()?;
-        let outgoing: Vec<OutgoingRecord<'_>> = records.iter().map(|(_, r)| (*r).clone()).collect();
-        produce_all(self.producer()?, &outgoing)
+        let refs: Vec<&OutgoingRecord<'_>> = records.iter().map(|(_, r)| *r).collect();
+        produce_all(self.producer()?, refs)
             .await
             .map_err(|e| self.classify(e))?;
         if keep {
