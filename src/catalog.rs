@@ -23,7 +23,7 @@ pub struct SinkContext {
     pub pipeline: String,
     /// The source database's name.
     pub database: String,
-    /// The `[[sink]]` entry's name.
+    /// The sink's own name (`[[sink]] name`).
     pub sink: String,
 }
 
@@ -125,7 +125,11 @@ pub async fn build_sink(
         #[cfg(feature = "sink-memory")]
         SinkConfig::Memory(cfg) => Box::new(sluice_sink_memory::MemorySink::new(cfg).0),
         #[cfg(feature = "sink-kafka")]
-        SinkConfig::Kafka(cfg) => Box::new(sluice_sink_kafka::KafkaSink::new(cfg)?),
+        SinkConfig::Kafka(cfg) => Box::new(sluice_sink_kafka::KafkaSink::new(
+            cfg,
+            &context.pipeline,
+            &context.sink,
+        )?),
         #[cfg(feature = "sink-search")]
         SinkConfig::Search(cfg) => Box::new(
             sluice_sink_search::SearchSink::new(cfg, &context.sink, &context.pipeline).await?,

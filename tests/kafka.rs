@@ -261,7 +261,7 @@ async fn a_missing_topic_under_require_is_a_fatal_error_naming_it() {
     }
     .validate("sink[0]")
     .expect("valid");
-    let mut sink = KafkaSink::new(&config).expect("clients");
+    let mut sink = KafkaSink::new(&config, "test", "kafka").expect("clients");
     let batch = Batch {
         sequence: 1,
         events: vec![ChangeEvent {

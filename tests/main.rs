@@ -10,6 +10,10 @@ mod harness;
 #[cfg(feature = "sink-kafka")]
 mod kafka;
 #[cfg(feature = "sink-kafka")]
+mod kafka_crash;
+#[cfg(feature = "sink-kafka")]
+mod kafka_exactly_once;
+#[cfg(feature = "sink-kafka")]
 mod kafka_metadata;
 mod registry;
 #[cfg(feature = "sink-search")]

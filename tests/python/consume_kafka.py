@@ -3,7 +3,9 @@ client, with the registry's AvroDeserializer for keys and values.
 
 usage: consume_kafka.py BOOTSTRAP REGISTRY_URL EXPECTED_COUNT TIMEOUT_S TOPIC [TOPIC...]
 Polls from the earliest offset with a fresh group until EXPECTED_COUNT records arrived or the
-timeout passed (the broker's high watermark is not trusted: records are counted), then prints
+timeout passed (the broker's high watermark is not trusted: records are counted), then goes on
+until the topics have been quiet for 2 seconds, so that a late duplicate or an extra
+record is caught rather than left unread, then prints
 one JSON object per record, in consumption order:
 {"topic", "partition", "offset", "key", "value" (null for a tombstone), "headers": {name: text}}.
 """
@@ -36,9 +38,11 @@ def main():
     consumer.subscribe(topics)
     out = []
     deadline = time.monotonic() + timeout
+    quiet = 2.0
+    quiet_until = None
     try:
-        while len(out) < expected and time.monotonic() < deadline:
-            msg = consumer.poll(0.5)
+        while time.monotonic() < (deadline if quiet_until is None else quiet_until):
+            msg = consumer.poll(0.2)
             if msg is None:
                 continue
             if msg.error():
@@ -64,6 +68,8 @@ def main():
                     },
                 }
             )
+            if len(out) >= expected:
+                quiet_until = time.monotonic() + quiet
     finally:
         consumer.close()
     for record in out:

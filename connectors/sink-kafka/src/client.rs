@@ -8,6 +8,7 @@ use std::time::Duration;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::ClientContext;
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::consumer::ConsumerContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, Producer};
 
@@ -44,6 +45,9 @@ impl ClientContext for LogContext {
     }
 }
 
+/// The offsets reader's context: logs as above, no rebalance hooks (it assigns its partition).
+impl ConsumerContext for LogContext {}
+
 /// The producer's librdkafka configuration: pass-through properties first, then the settings
 /// the sink owns (validation has already refused properties that would override them).
 pub fn producer_config(config: &KafkaSinkConfig) -> ClientConfig {
@@ -74,6 +78,30 @@ pub fn producer_config(config: &KafkaSinkConfig) -> ClientConfig {
         // to the source) instead of growing without bound.
         client.set("queue.buffering.max.kbytes", "32768");
     }
+    client
+}
+
+/// The exactly-once producer's configuration: the idempotent producer's, plus its
+/// transactional id and transaction timeout. A record may not wait for its delivery longer
+/// than its transaction may stay open, so the delivery timeout is capped at the latter.
+pub fn transactional_producer_config(
+    config: &KafkaSinkConfig,
+    transactional_id: &str,
+    transaction_timeout: Duration,
+) -> ClientConfig {
+    let mut client = producer_config(config);
+    let timeout_ms = transaction_timeout.as_millis();
+    client
+        .set("transactional.id", transactional_id)
+        .set("transaction.timeout.ms", timeout_ms.to_string())
+        .set(
+            "message.timeout.ms",
+            config
+                .delivery_timeout
+                .as_millis()
+                .min(timeout_ms)
+                .to_string(),
+        );
     client
 }
 
@@ -118,17 +146,63 @@ pub async fn prepare_topic(
     }
 }
 
+/// Make sure the exactly-once offsets `topic` exists: one partition (the sink reads it back
+/// whole), compacted (only the latest record per sink matters), the configured replication
+/// factor. Under `topic_creation = "require"` it must exist already.
+pub async fn prepare_offsets_topic(
+    config: &KafkaSinkConfig,
+    admin: &AdminClient<LogContext>,
+    producer: &FutureProducer<LogContext>,
+    topic: &str,
+) -> Result<(), KafkaSinkError> {
+    match config.topic_creation {
+        TopicCreation::Create => {
+            let shape = TopicShape {
+                partitions: 1,
+                replication_factor: config.replication_factor,
+                topic_config: vec![("cleanup.policy", "compact")],
+            };
+            create_topic_shaped(admin, topic, &shape).await
+        }
+        TopicCreation::Require => require_topic(producer, topic).await,
+    }
+}
+
+/// How a topic is created.
+struct TopicShape<'a> {
+    partitions: i32,
+    replication_factor: i32,
+    topic_config: Vec<(&'a str, &'a str)>,
+}
+
 async fn create_topic(
     config: &KafkaSinkConfig,
     admin: &AdminClient<LogContext>,
     topic: &str,
 ) -> Result<(), KafkaSinkError> {
+    let shape = TopicShape {
+        partitions: config.partitions,
+        replication_factor: config.replication_factor,
+        topic_config: config
+            .topic_config
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect(),
+    };
+    create_topic_shaped(admin, topic, &shape).await
+}
+
+async fn create_topic_shaped(
+    admin: &AdminClient<LogContext>,
+    topic: &str,
+    shape: &TopicShape<'_>,
+) -> Result<(), KafkaSinkError> {
     let mut new_topic = NewTopic::new(
         topic,
-        config.partitions,
-        TopicReplication::Fixed(config.replication_factor),
+        shape.partitions,
+        TopicReplication::Fixed(shape.replication_factor),
     );
-    for (name, value) in &config.topic_config {
+    for (name, value) in &shape.topic_config {
         new_topic = new_topic.set(name, value);
     }
     let options = AdminOptions::new()

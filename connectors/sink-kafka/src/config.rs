@@ -100,6 +100,50 @@ pub struct RawKafkaSinkConfig {
     pub tombstones_on_delete: Option<bool>,
     /// Any librdkafka property, passed through (TLS, SASL, tuning).
     pub properties: Option<BTreeMap<String, RawScalar>>,
+    /// Exactly-once delivery for `isolation.level=read_committed` consumers (default false):
+    /// a transactional producer commits each batch's records together with the position it
+    /// reached in the offsets topic, and a restart skips what is already committed.
+    pub exactly_once: Option<bool>,
+    /// The producer's `transactional.id` under `exactly_once` (default
+    /// `sluice-<pipeline>-<sink>`). A second producer with the same id fences the first.
+    pub transactional_id: Option<String>,
+    /// The compacted topic holding each committed transaction's position under `exactly_once`
+    /// (default `__sluice_offsets.<pipeline>`), keyed `<pipeline>/<sink>`.
+    pub offsets_topic: Option<String>,
+    /// Under `exactly_once`, the most events one Kafka transaction may hold while it waits for
+    /// the end of a PostgreSQL transaction spanning several batches (default 100000); beyond it,
+    /// or at half of `transaction_timeout_ms`, the Kafka transaction is committed mid-way
+    /// (still exactly once, but that PostgreSQL transaction is no longer atomic in Kafka).
+    pub transaction_max_events: Option<u64>,
+    /// librdkafka's `transaction.timeout.ms` under `exactly_once` (default 60000): the broker
+    /// aborts a transaction left open longer.
+    pub transaction_timeout_ms: Option<u64>,
+}
+
+/// Default of `transaction_max_events`: 100k events of a typical row keep an open
+/// transaction's replay copy in the tens of MiB.
+pub const DEFAULT_TRANSACTION_MAX_EVENTS: u64 = 100_000;
+/// Default of `transaction_timeout_ms`: librdkafka's own default.
+pub const DEFAULT_TRANSACTION_TIMEOUT_MS: u64 = 60_000;
+
+/// The `transactional.id` when `transactional_id` is not set.
+pub fn default_transactional_id(pipeline: &str, sink: &str) -> String {
+    format!("sluice-{pipeline}-{sink}")
+}
+
+/// The offsets topic when `offsets_topic` is not set.
+pub fn default_offsets_topic(pipeline: &str) -> String {
+    format!("__sluice_offsets.{pipeline}")
+}
+
+/// The validated exactly-once settings; names left unset are derived from the pipeline and
+/// sink names when the sink is built.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExactlyOnceConfig {
+    pub transactional_id: Option<String>,
+    pub offsets_topic: Option<String>,
+    pub max_events: u64,
+    pub timeout: Duration,
 }
 
 /// A pass-through property's value; secrets print as `***`.
@@ -134,6 +178,8 @@ pub struct KafkaSinkConfig {
     pub tombstones_on_delete: bool,
     /// Pass-through librdkafka properties, secrets wrapped.
     pub properties: BTreeMap<String, PropertyValue>,
+    /// `Some` under `exactly_once = true`.
+    pub exactly_once: Option<ExactlyOnceConfig>,
 }
 
 /// Properties the sink sets itself to keep its delivery contract (acknowledged = durable,
@@ -157,7 +203,14 @@ const RESERVED_PROPERTIES: &[(&str, &str)] = &[
     ("batch.size", "set by `batch_size`"),
     ("message.timeout.ms", "set by `delivery_timeout_ms`"),
     ("delivery.timeout.ms", "set by `delivery_timeout_ms`"),
-    ("transactional.id", "transactions are not configurable here"),
+    (
+        "transactional.id",
+        "set by `transactional_id` (with `exactly_once`)",
+    ),
+    (
+        "transaction.timeout.ms",
+        "set by `transaction_timeout_ms` (with `exactly_once`)",
+    ),
 ];
 
 /// Keys whose values are secrets (matched as substrings of the property name).
@@ -176,7 +229,7 @@ pub fn is_secret_property(key: &str) -> bool {
 
 impl RawKafkaSinkConfig {
     /// Validate, naming every problem with its key under `prefix`.
-    pub fn validate(self, prefix: &str) -> Result<KafkaSinkConfig, Vec<ConfigProblem>> {
+    pub fn validate(mut self, prefix: &str) -> Result<KafkaSinkConfig, Vec<ConfigProblem>> {
         let key = |k: &str| format!("{prefix}.{k}");
         let mut problems = Vec::new();
 
@@ -254,7 +307,7 @@ impl RawKafkaSinkConfig {
         }
 
         let mut properties = BTreeMap::new();
-        for (name, value) in self.properties.unwrap_or_default() {
+        for (name, value) in self.properties.take().unwrap_or_default() {
             let at = format!("{prefix}.properties.{name:?}");
             if let Some((_, why)) = RESERVED_PROPERTIES
                 .iter()
@@ -281,6 +334,8 @@ impl RawKafkaSinkConfig {
             properties.insert(name, value);
         }
 
+        let exactly_once = self.validate_exactly_once(prefix, &mut problems);
+
         if problems.is_empty() {
             Ok(KafkaSinkConfig {
                 brokers,
@@ -299,10 +354,75 @@ impl RawKafkaSinkConfig {
                     .collect(),
                 tombstones_on_delete: self.tombstones_on_delete.unwrap_or(true),
                 properties,
+                exactly_once,
             })
         } else {
             Err(problems)
         }
+    }
+
+    /// The exactly-once keys: `None` unless `exactly_once = true`; a name or bound given
+    /// without it is reported, since it would silently do nothing.
+    fn validate_exactly_once(
+        &self,
+        prefix: &str,
+        problems: &mut Vec<ConfigProblem>,
+    ) -> Option<ExactlyOnceConfig> {
+        let key = |k: &str| format!("{prefix}.{k}");
+        let enabled = self.exactly_once.unwrap_or(false);
+        let given = [
+            ("transactional_id", self.transactional_id.is_some()),
+            ("offsets_topic", self.offsets_topic.is_some()),
+            (
+                "transaction_max_events",
+                self.transaction_max_events.is_some(),
+            ),
+            (
+                "transaction_timeout_ms",
+                self.transaction_timeout_ms.is_some(),
+            ),
+        ];
+        if !enabled {
+            for (name, _) in given.iter().filter(|(_, set)| *set) {
+                problems.push(ConfigProblem::new(
+                    key(name),
+                    "only applies with exactly_once = true",
+                ));
+            }
+            return None;
+        }
+        for (name, value) in [
+            ("transactional_id", &self.transactional_id),
+            ("offsets_topic", &self.offsets_topic),
+        ] {
+            if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
+                problems.push(ConfigProblem::new(key(name), "must not be empty"));
+            }
+        }
+        let max_events = self
+            .transaction_max_events
+            .unwrap_or(DEFAULT_TRANSACTION_MAX_EVENTS);
+        if max_events == 0 {
+            problems.push(ConfigProblem::new(
+                key("transaction_max_events"),
+                "must be at least 1",
+            ));
+        }
+        let timeout_ms = self
+            .transaction_timeout_ms
+            .unwrap_or(DEFAULT_TRANSACTION_TIMEOUT_MS);
+        if !(1_000..=i32::MAX as u64).contains(&timeout_ms) {
+            problems.push(ConfigProblem::new(
+                key("transaction_timeout_ms"),
+                format!("must be at least 1000, found {timeout_ms}"),
+            ));
+        }
+        Some(ExactlyOnceConfig {
+            transactional_id: self.transactional_id.clone(),
+            offsets_topic: self.offsets_topic.clone(),
+            max_events,
+            timeout: Duration::from_millis(timeout_ms),
+        })
     }
 }
 
@@ -384,6 +504,38 @@ mod tests {
         );
         assert!(shown.contains("SCRAM-SHA-512"));
         assert_eq!(cfg.properties["sasl.password"].expose(), "hunter2");
+    }
+
+    #[test]
+    fn exactly_once_is_off_by_default_and_its_keys_need_it() {
+        assert_eq!(validate("brokers = 'k:1'").unwrap().exactly_once, None);
+        let problems = validate("brokers = 'k:1'\ntransactional_id = 'x'").unwrap_err();
+        assert_eq!(keys(&problems), ["sink[0].transactional_id"]);
+        let cfg = validate("brokers = 'k:1'\nexactly_once = true").unwrap();
+        let eos = cfg.exactly_once.expect("on");
+        assert_eq!(eos.max_events, DEFAULT_TRANSACTION_MAX_EVENTS);
+        assert_eq!(
+            eos.transactional_id, None,
+            "derived from the names at build time"
+        );
+        assert_eq!(
+            default_transactional_id("inv", "events"),
+            "sluice-inv-events"
+        );
+        assert_eq!(default_offsets_topic("inv"), "__sluice_offsets.inv");
+        let problems = validate(
+            "brokers = 'k:1'\nexactly_once = true\ntransaction_max_events = 0\n\
+             transaction_timeout_ms = 5\noffsets_topic = ''",
+        )
+        .unwrap_err();
+        let keys = keys(&problems);
+        for expected in [
+            "sink[0].transaction_max_events",
+            "sink[0].transaction_timeout_ms",
+            "sink[0].offsets_topic",
+        ] {
+            assert!(keys.contains(&expected), "{expected} missing from {keys:?}");
+        }
     }
 
     #[test]

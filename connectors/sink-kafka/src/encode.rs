@@ -20,6 +20,42 @@ pub struct OutgoingRecord<'a> {
     /// `None` is a tombstone.
     pub value: Option<&'a [u8]>,
     pub headers: Vec<(&'static str, String)>,
+    /// The index in the batch's events of the event this record encodes, when it is one.
+    pub event: Option<usize>,
+}
+
+impl OutgoingRecord<'_> {
+    /// An owned copy, kept while its Kafka transaction is open so it can be produced again.
+    pub fn to_owned_record(&self) -> OwnedRecord {
+        OwnedRecord {
+            topic: self.topic.to_owned(),
+            key: self.key.map(<[u8]>::to_vec),
+            value: self.value.map(<[u8]>::to_vec),
+            headers: self.headers.clone(),
+        }
+    }
+}
+
+/// A record that outlives its batch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OwnedRecord {
+    pub topic: String,
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    pub headers: Vec<(&'static str, String)>,
+}
+
+impl OwnedRecord {
+    /// The record to produce.
+    pub fn as_outgoing(&self) -> OutgoingRecord<'_> {
+        OutgoingRecord {
+            topic: &self.topic,
+            key: self.key.as_deref(),
+            value: self.value.as_deref(),
+            headers: self.headers.clone(),
+            event: None,
+        }
+    }
 }
 
 /// The headers of the record encoding `event`.
@@ -63,16 +99,42 @@ pub fn lacks_records(batch: &Batch) -> bool {
             .any(|e| e.table.is_some() && !matches!(e.op, Op::Truncate | Op::Message))
 }
 
+/// For each record, the event it belongs with: its own, or for a record without one (a
+/// metadata record) the next record's event, else the previous one's, else the batch's last
+/// event. Redelivery and transaction splits cut the batch at event boundaries; a record
+/// without an event goes with its neighbours.
+pub fn governing_events(records: &[OutgoingRecord<'_>], event_count: usize) -> Vec<usize> {
+    let fallback = event_count.saturating_sub(1);
+    let mut out: Vec<Option<usize>> = records.iter().map(|r| r.event).collect();
+    let mut next = None;
+    for slot in out.iter_mut().rev() {
+        match slot {
+            Some(index) => next = Some(*index),
+            None => *slot = next,
+        }
+    }
+    let mut previous = None;
+    for (slot, record) in out.iter_mut().zip(records) {
+        if record.event.is_some() {
+            previous = record.event;
+        } else if slot.is_none() {
+            *slot = previous;
+        }
+    }
+    out.into_iter().map(|s| s.unwrap_or(fallback)).collect()
+}
+
 /// Every record of `batch` to produce, in event order. Records pointing outside the batch's
 /// events (which the envelope stage never makes) are produced without headers rather than
 /// dropped: losing a change is worse than losing its metadata.
 pub fn plan_batch(batch: &Batch, tombstones: bool) -> Vec<OutgoingRecord<'_>> {
     let mut out = Vec::with_capacity(batch.records.len() + batch.records.len() / 8);
     for record in &batch.records {
-        let event = match record.origin {
-            RecordOrigin::Event(index) => batch.events.get(index),
+        let index = match record.origin {
+            RecordOrigin::Event(index) if index < batch.events.len() => Some(index),
             _ => None,
         };
+        let event = index.map(|i| &batch.events[i]);
         let headers = headers_of(batch, record);
         let tombstone = event.is_some_and(|e| needs_tombstone(e, record, tombstones));
         out.push(OutgoingRecord {
@@ -80,6 +142,7 @@ pub fn plan_batch(batch: &Batch, tombstones: bool) -> Vec<OutgoingRecord<'_>> {
             key: record.key.as_deref(),
             value: record.value.as_deref(),
             headers: headers.clone(),
+            event: index,
         });
         if tombstone {
             out.push(OutgoingRecord {
@@ -87,6 +150,7 @@ pub fn plan_batch(batch: &Batch, tombstones: bool) -> Vec<OutgoingRecord<'_>> {
                 key: record.key.as_deref(),
                 value: None,
                 headers,
+                event: index,
             });
         }
     }
@@ -209,6 +273,20 @@ mod tests {
             ]
         );
         assert!(planned[1].headers.is_empty());
+    }
+
+    #[test]
+    fn a_record_without_an_event_goes_with_the_next_event_else_the_previous() {
+        let with = |event: Option<usize>| OutgoingRecord {
+            topic: "t",
+            key: None,
+            value: None,
+            headers: Vec::new(),
+            event,
+        };
+        let records = [with(None), with(Some(0)), with(Some(1)), with(None)];
+        assert_eq!(governing_events(&records, 2), [0, 0, 1, 1]);
+        assert_eq!(governing_events(&[with(None)], 3), [2]);
     }
 
     #[test]

@@ -46,6 +46,20 @@ pub enum KafkaSinkError {
         #[source]
         source: KafkaError,
     },
+    /// Another producer with the same `transactional.id` started: this one may not write again.
+    #[error(
+        "another producer took over transactional id {transactional_id:?} (fenced): a second \
+         sluice instance runs this pipeline's kafka sink; this one stops so that only one writes"
+    )]
+    Fenced { transactional_id: String },
+    /// A transaction step (init, begin, commit, abort) failed.
+    #[error("kafka transaction of {transactional_id:?}: {action} failed: {source}")]
+    Transaction {
+        transactional_id: String,
+        action: &'static str,
+        #[source]
+        source: KafkaError,
+    },
     /// The producer dropped a delivery report (it is shutting down).
     #[error("producing to topic {topic:?}: the producer went away before the delivery report")]
     Canceled { topic: String },
@@ -95,6 +109,17 @@ fn is_fatal_code(code: RDKafkaErrorCode) -> bool {
     )
 }
 
+/// Whether `code` says a newer producer with the same transactional id exists.
+pub fn is_fencing_code(code: RDKafkaErrorCode) -> bool {
+    matches!(
+        code,
+        RDKafkaErrorCode::ProducerFenced
+            | RDKafkaErrorCode::InvalidProducerEpoch
+            | RDKafkaErrorCode::Fenced
+            | RDKafkaErrorCode::TransactionCoordinatorFenced
+    )
+}
+
 /// The error code inside `error`, when it carries one.
 fn code_of(error: &KafkaError) -> Option<RDKafkaErrorCode> {
     error.rdkafka_error_code()
@@ -124,6 +149,12 @@ impl KafkaSinkError {
                 code_of(source).is_some_and(is_fatal_code)
             }
             KafkaSinkError::Canceled { .. } => false,
+            KafkaSinkError::Fenced { .. } => true,
+            // A failed transaction is aborted and the next attempt starts a new producer, so
+            // only a code no new producer can fix is fatal.
+            KafkaSinkError::Transaction { source, .. } => {
+                code_of(source).is_some_and(is_fatal_code)
+            }
         };
         if fatal {
             ErrorClass::Fatal
@@ -206,6 +237,19 @@ mod tests {
             shown.contains("sasl.pasword") && !shown.contains("hunter2"),
             "{shown}"
         );
+    }
+
+    #[test]
+    fn a_fenced_producer_is_fatal_and_says_another_instance_took_over() {
+        let error: SinkError = KafkaSinkError::Fenced {
+            transactional_id: "sluice-inv-events".into(),
+        }
+        .into();
+        assert_eq!(error.class, ErrorClass::Fatal);
+        assert!(error.message.contains("fenced"), "{}", error.message);
+        assert!(error.message.contains("sluice-inv-events"));
+        assert!(is_fencing_code(RDKafkaErrorCode::ProducerFenced));
+        assert!(!is_fencing_code(RDKafkaErrorCode::RequestTimedOut));
     }
 
     #[test]

@@ -12,16 +12,24 @@ mod client;
 mod config;
 mod encode;
 mod error;
+mod offsets;
+mod position;
 mod sink;
+mod transaction;
 
-pub use client::{create_admin, create_producer, producer_config, LogContext};
+pub use client::{
+    create_admin, create_producer, producer_config, transactional_producer_config, LogContext,
+};
 pub use config::{
-    is_secret_property, Compression, KafkaSinkConfig, PropertyValue, RawKafkaSinkConfig, RawScalar,
+    default_offsets_topic, default_transactional_id, is_secret_property, Compression,
+    ExactlyOnceConfig, KafkaSinkConfig, PropertyValue, RawKafkaSinkConfig, RawScalar,
     TopicCreation,
 };
 pub use encode::{
-    headers_for, lacks_records, needs_tombstone, plan_batch, OutgoingRecord, HEADER_LSN,
-    HEADER_TABLE, HEADER_TXID,
+    governing_events, headers_for, lacks_records, needs_tombstone, plan_batch, OutgoingRecord,
+    OwnedRecord, HEADER_LSN, HEADER_TABLE, HEADER_TXID,
 };
 pub use error::KafkaSinkError;
+pub use offsets::{decode_value as decode_offsets_value, offsets_key, CommittedPosition};
+pub use position::{EventPosition, PositionCounter};
 pub use sink::KafkaSink;

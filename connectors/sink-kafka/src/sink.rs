@@ -3,6 +3,9 @@
 //! is durable on every in-sync replica. Batches are produced one after another and idempotence
 //! keeps per-partition order under retries, so everything before an acknowledged batch is
 //! durable too.
+//!
+//! Under `exactly_once` the writing goes through [`TransactionalWriter`] instead: the same
+//! records, inside Kafka transactions committed with the position they reach.
 
 use std::collections::{HashSet, VecDeque};
 use std::time::Duration;
@@ -17,6 +20,7 @@ use crate::client::{create_admin, create_producer, prepare_topic, LogContext};
 use crate::config::KafkaSinkConfig;
 use crate::encode::{lacks_records, plan_batch, OutgoingRecord};
 use crate::error::KafkaSinkError;
+use crate::transaction::TransactionalWriter;
 
 /// How long producing pauses when librdkafka's queue is full and none of this batch's own
 /// records is in flight to wait for (records of an earlier, failed attempt still drain).
@@ -32,6 +36,8 @@ pub struct KafkaSink {
     admin: AdminClient<LogContext>,
     /// Topics known to exist (created or checked) in this run.
     ready_topics: HashSet<String>,
+    /// Set under `exactly_once`: writes go through transactions.
+    transactional: Option<TransactionalWriter>,
     /// The last attempt failed: the next one starts with a new producer. Every record of the
     /// failed attempt has its report by then, so nothing is left behind, and a new producer id
     /// spares the retry any sequence state the cluster lost or never had (a broker that came
@@ -42,12 +48,23 @@ pub struct KafkaSink {
 impl KafkaSink {
     /// Build the clients. Nothing connects yet: an unreachable cluster shows as a transient
     /// error on the first batch, and the core retries.
-    pub fn new(config: &KafkaSinkConfig) -> Result<Self, KafkaSinkError> {
+    /// `pipeline` and `sink` name the exactly-once defaults (transactional id, offsets topic
+    /// and key); they do not matter otherwise.
+    pub fn new(
+        config: &KafkaSinkConfig,
+        pipeline: &str,
+        sink: &str,
+    ) -> Result<Self, KafkaSinkError> {
+        let transactional = match &config.exactly_once {
+            Some(eos) => Some(TransactionalWriter::new(config, eos, pipeline, sink)?),
+            None => None,
+        };
         Ok(KafkaSink {
             producer: create_producer(config)?,
             admin: create_admin(config)?,
             config: config.clone(),
             ready_topics: HashSet::new(),
+            transactional,
             renew_producer: false,
         })
     }
@@ -66,17 +83,22 @@ impl KafkaSink {
         }
         Ok(())
     }
+}
 
-    /// Produce `records` in order and wait for every delivery report. The first failure is
-    /// returned, but only after every report of the batch is in, so that no record of this
-    /// attempt is still in flight when the batch is retried.
-    async fn produce_all(&self, records: &[OutgoingRecord<'_>]) -> Result<(), KafkaSinkError> {
+/// Produce `records` in order and wait for every delivery report. The first failure is
+/// returned, but only after every report of the batch is in, so that no record of this
+/// attempt is still in flight when the batch is retried.
+pub(crate) async fn produce_all<'r, 'a: 'r>(
+    producer: &FutureProducer<LogContext>,
+    records: impl IntoIterator<Item = &'r OutgoingRecord<'a>>,
+) -> Result<(), KafkaSinkError> {
+    {
         let mut pending: VecDeque<(&str, DeliveryFuture)> = VecDeque::new();
         let mut first_error: Option<KafkaSinkError> = None;
         for record in records {
             let mut future_record = to_future_record(record);
             loop {
-                match self.producer.send_result(future_record) {
+                match producer.send_result(future_record) {
                     Ok(delivery) => {
                         pending.push_back((record.topic, delivery));
                         break;
@@ -169,15 +191,25 @@ impl Sink for KafkaSink {
             return Err(KafkaSinkError::NoRecords.into());
         }
         let records = plan_batch(batch, self.config.tombstones_on_delete);
-        if records.is_empty() {
+        // A transactional writer sees every batch: one without records may still complete the
+        // PostgreSQL transaction its open Kafka transaction waits for.
+        if records.is_empty() && self.transactional.is_none() {
             return Ok(());
+        }
+        self.prepare_topics(&records).await?;
+        if let Some(writer) = self.transactional.as_mut() {
+            return writer.write(batch, &records).await.map_err(|error| {
+                if let Some(topic) = error.unknown_topic() {
+                    self.ready_topics.remove(topic);
+                }
+                error.into()
+            });
         }
         if self.renew_producer {
             self.producer = create_producer(&self.config)?;
             self.renew_producer = false;
         }
-        self.prepare_topics(&records).await?;
-        if let Err(error) = self.produce_all(&records).await {
+        if let Err(error) = produce_all(&self.producer, &records).await {
             self.renew_producer = true;
             // A topic deleted behind the sink's back is prepared again on the retry.
             if let Some(topic) = error.unknown_topic() {
@@ -189,6 +221,9 @@ impl Sink for KafkaSink {
     }
 
     async fn close(&mut self) -> Result<(), SinkError> {
+        if let Some(writer) = self.transactional.as_mut() {
+            writer.close().await;
+        }
         // `write` already waited for every report; this only drains what a failed attempt
         // left queued. flush blocks inside librdkafka.
         let producer = self.producer.clone();

@@ -1,0 +1,172 @@
+//! The kafka sink's exactly-once mode against a real broker, driven batch by batch: a new sink
+//! (a restart) reads back the committed position from the offsets topic and skips what it
+//! covers, including the part of a PostgreSQL transaction already committed mid-way; a second
+//! sink with the same transactional id fences the first, whose next write is a fatal error
+//! saying so. Records are read back by Confluent's consumer with `read_committed`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sluice_api::{Batch, ChangeEvent, EncodedRecord, ErrorClass, Lsn, Op, Sink, SourcePosition};
+use sluice_sink_kafka::{decode_offsets_value, KafkaSink, RawKafkaSinkConfig};
+
+use crate::support::kafka::ThrowawayKafka;
+
+const TOPIC: &str = "eos.public.items";
+
+fn config(kafka: &ThrowawayKafka, extra: &str) -> sluice_sink_kafka::KafkaSinkConfig {
+    let text = format!(
+        "brokers = \"{}\"\nlinger_ms = 1\nexactly_once = true\n{extra}",
+        kafka.bootstrap()
+    );
+    let raw: RawKafkaSinkConfig =
+        sluice_api::from_toml(toml::from_str(&text).expect("toml"), "sink[0]").expect("raw");
+    raw.validate("sink[0]").expect("valid")
+}
+
+/// One insert event of transaction `commit_lsn`, at `lsn`, with its record: key and value
+/// are plain text (the sink does not look inside records).
+fn event(commit_lsn: u64, lsn: u64) -> ChangeEvent {
+    ChangeEvent {
+        op: Op::Create,
+        table: None,
+        before: None,
+        before_is_key_only: false,
+        after: None,
+        message: None,
+        position: SourcePosition {
+            lsn: Lsn(lsn),
+            commit_lsn: Lsn(commit_lsn),
+            xid: Some(7),
+            commit_time_us: 0,
+            snapshot: false,
+        },
+    }
+}
+
+/// A batch of `events` (commit, lsn) with `checkpoint`; each record's value is `c<commit>-l<lsn>`.
+fn batch(sequence: u64, events: &[(u64, u64)], checkpoint: Option<u64>) -> Batch {
+    Batch {
+        sequence,
+        events: events.iter().map(|(c, l)| event(*c, *l)).collect(),
+        checkpoint: checkpoint.map(Lsn),
+        records: events
+            .iter()
+            .enumerate()
+            .map(|(i, (c, l))| EncodedRecord {
+                event: i,
+                topic: Arc::from(TOPIC),
+                key: Some(format!("k{}", l % 3).into_bytes()),
+                value: Some(format!("c{c}-l{l}").into_bytes()),
+            })
+            .collect(),
+    }
+}
+
+/// Every value on `topic` read with `read_committed`, in offset order per partition, waiting
+/// for `expected` values and then two quiet seconds for extra ones.
+async fn committed_values(kafka: &ThrowawayKafka, topic: &str, expected: usize) -> Vec<Vec<u8>> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/consume_raw.py");
+    let output = tokio::process::Command::new("python3")
+        .arg(script)
+        .arg(kafka.bootstrap())
+        .arg(expected.to_string())
+        .arg("60")
+        .arg(topic)
+        .output()
+        .await
+        .expect("run python3");
+    assert!(
+        output.status.success(),
+        "consumer failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|l| l.as_bytes().to_vec())
+        .collect()
+}
+
+fn text(values: &[Vec<u8>]) -> Vec<String> {
+    let mut out: Vec<String> = values
+        .iter()
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+        .collect();
+    out.sort();
+    out
+}
+
+async fn write(sink: &mut KafkaSink, batch: &Batch) {
+    tokio::time::timeout(Duration::from_secs(90), sink.write(batch))
+        .await
+        .expect("the write answers in time")
+        .unwrap_or_else(|e| panic!("batch {}: {e}", batch.sequence));
+}
+
+#[tokio::test]
+async fn a_restarted_sink_skips_what_the_offsets_topic_says_is_committed() {
+    let kafka = ThrowawayKafka::start().await;
+    let cfg = config(&kafka, "transaction_max_events = 3");
+    // Transaction 100 (events at 10, 11) completes in batch 1, whose last event starts
+    // transaction 200 (four events, 20..23), which batch 2 continues without a checkpoint:
+    // five events wait in the open Kafka transaction, over the bound of 3, so it is committed
+    // mid-way.
+    let batches = [
+        batch(1, &[(100, 10), (100, 11), (200, 20)], Some(108)),
+        batch(2, &[(200, 21), (200, 22)], None),
+        batch(3, &[(200, 23), (300, 30)], Some(308)),
+    ];
+    let mut first = KafkaSink::new(&cfg, "eos", "kafka").expect("clients");
+    write(&mut first, &batches[0]).await;
+    write(&mut first, &batches[1]).await;
+    drop(first);
+
+    // The source sends everything after the confirmed checkpoint (108) again: transaction 200
+    // from its start, then 300.
+    let mut second = KafkaSink::new(&cfg, "eos", "kafka").expect("clients");
+    write(
+        &mut second,
+        &batch(1, &[(200, 20), (200, 21), (200, 22)], None),
+    )
+    .await;
+    write(&mut second, &batches[2]).await;
+    second.close().await.expect("close");
+
+    let values = committed_values(&kafka, TOPIC, 7).await;
+    assert_eq!(
+        text(&values),
+        ["c100-l10", "c100-l11", "c200-l20", "c200-l21", "c200-l22", "c200-l23", "c300-l30"],
+        "each change once for a read_committed consumer\nbroker log:\n{}",
+        kafka.log()
+    );
+    let offsets = committed_values(&kafka, "__sluice_offsets.eos", 3).await;
+    let last = offsets
+        .iter()
+        .rev()
+        .find_map(|v| decode_offsets_value(v))
+        .expect("offsets records");
+    assert_eq!(last.checkpoint, Some(Lsn(308)));
+    assert_eq!(last.last_event.lsn, Lsn(30));
+}
+
+#[tokio::test]
+async fn a_second_sink_with_the_same_transactional_id_fences_the_first() {
+    let kafka = ThrowawayKafka::start().await;
+    let cfg = config(&kafka, "transactional_id = \"orders-cdc\"");
+    let mut first = KafkaSink::new(&cfg, "eos", "kafka").expect("clients");
+    write(&mut first, &batch(1, &[(100, 10)], Some(108))).await;
+
+    let mut second = KafkaSink::new(&cfg, "eos", "kafka").expect("clients");
+    write(&mut second, &batch(2, &[(200, 20)], Some(208))).await;
+
+    let error = tokio::time::timeout(
+        Duration::from_secs(90),
+        first.write(&batch(3, &[(300, 30)], Some(308))),
+    )
+    .await
+    .expect("the write answers in time")
+    .expect_err("a fenced producer may not write");
+    assert_eq!(error.class, ErrorClass::Fatal, "{error}");
+    assert!(error.message.contains("fenced"), "{error}");
+    assert!(error.message.contains("orders-cdc"), "{error}");
+}

@@ -1,0 +1,88 @@
+"""Read every record of a topic as a third-party consumer would (Confluent's Python client with
+the registry's AvroDeserializer), until a sentinel key's record has arrived, then on for a
+short quiet period so that late duplicates are caught too.
+
+usage: consume_all.py BOOTSTRAP REGISTRY_URL ISOLATION SENTINEL_ID QUIET_S TIMEOUT_S TOPIC
+ISOLATION is read_committed or read_uncommitted. Prints one JSON object per record, in
+consumption order: {"partition", "offset", "id" (the key's id), "op", "n" (after.n or null),
+"lsn" (source.lsn or null)}. Exits 3 when the sentinel did not arrive within TIMEOUT_S.
+"""
+import json
+import sys
+import time
+import uuid
+
+from confluent_kafka import Consumer
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry.avro import AvroDeserializer
+from confluent_kafka.serialization import MessageField, SerializationContext
+
+
+def main():
+    bootstrap, registry_url, isolation = sys.argv[1], sys.argv[2], sys.argv[3]
+    sentinel, quiet, timeout = int(sys.argv[4]), float(sys.argv[5]), float(sys.argv[6])
+    topic = sys.argv[7]
+    deserializer = AvroDeserializer(SchemaRegistryClient({"url": registry_url}))
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"sluice-test-{uuid.uuid4()}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "isolation.level": isolation,
+            "session.timeout.ms": 6000,
+            "heartbeat.interval.ms": 1000,
+        }
+    )
+    consumer.subscribe([topic])
+    out = []
+    deadline = time.monotonic() + timeout
+    quiet_until = None
+    try:
+        while True:
+            now = time.monotonic()
+            if quiet_until is not None and now >= quiet_until:
+                break
+            if quiet_until is None and now >= deadline:
+                break
+            msg = consumer.poll(0.2)
+            if msg is None:
+                continue
+            if msg.error():
+                print(f"consumer error: {msg.error()}", file=sys.stderr)
+                continue
+            key = deserializer(msg.key(), SerializationContext(topic, MessageField.KEY))
+            value = msg.value()
+            value = (
+                None
+                if value is None
+                else deserializer(value, SerializationContext(topic, MessageField.VALUE))
+            )
+            after = (value or {}).get("after") or {}
+            out.append(
+                {
+                    "partition": msg.partition(),
+                    "offset": msg.offset(),
+                    "id": key["id"],
+                    "op": None if value is None else value["op"],
+                    "n": after.get("n"),
+                    "lsn": None if value is None else value["source"]["lsn"],
+                }
+            )
+            if key["id"] == sentinel and value is not None:
+                # Anything still to come after the sentinel is a late duplicate: keep reading
+                # until the topic has been quiet for a while.
+                quiet_until = time.monotonic() + quiet
+            elif quiet_until is not None:
+                quiet_until = time.monotonic() + quiet
+    finally:
+        consumer.close()
+    for record in out:
+        print(json.dumps(record))
+    if quiet_until is None:
+        print(f"the sentinel {sentinel} did not arrive in {timeout} s", file=sys.stderr)
+        sys.exit(3)
+
+
+if __name__ == "__main__":
+    main()
