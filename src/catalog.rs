@@ -12,6 +12,10 @@ pub enum SinkConfig {
     Memory(sluice_sink_memory::MemorySinkConfig),
     #[cfg(feature = "sink-kafka")]
     Kafka(sluice_sink_kafka::KafkaSinkConfig),
+    #[cfg(feature = "sink-postgres")]
+    Postgres(sluice_sink_postgres::PostgresSinkConfig),
+    #[cfg(feature = "sink-clickhouse")]
+    ClickHouse(sluice_sink_clickhouse::ClickHouseSinkConfig),
 }
 
 /// What every sink may need to know about the pipeline it serves.
@@ -21,6 +25,8 @@ pub struct SinkContext {
     pub pipeline: String,
     /// The source database's name.
     pub database: String,
+    /// The `[[sink]]` entry's name (dead letters and logs name it).
+    pub sink: String,
 }
 
 /// The sink types this build supports, for error messages.
@@ -32,6 +38,10 @@ pub fn sink_types() -> &'static [&'static str] {
         "memory",
         #[cfg(feature = "sink-kafka")]
         "kafka",
+        #[cfg(feature = "sink-postgres")]
+        "postgres",
+        #[cfg(feature = "sink-clickhouse")]
+        "clickhouse",
     ]
 }
 
@@ -60,6 +70,18 @@ pub fn validate_sink(
                 raw.validate(prefix).map(SinkConfig::Kafka)
             })
         }
+        #[cfg(feature = "sink-postgres")]
+        "postgres" => {
+            validate_with::<sluice_sink_postgres::RawPostgresSinkConfig, _>(value, prefix, |raw| {
+                raw.validate(prefix).map(SinkConfig::Postgres)
+            })
+        }
+        #[cfg(feature = "sink-clickhouse")]
+        "clickhouse" => validate_with::<sluice_sink_clickhouse::RawClickHouseSinkConfig, _>(
+            value,
+            prefix,
+            |raw| raw.validate(prefix).map(SinkConfig::ClickHouse),
+        ),
         other => Err(vec![ConfigProblem {
             key: format!("{prefix}.type"),
             message: format!(
@@ -113,6 +135,16 @@ pub async fn build_sink(
         SinkConfig::Memory(cfg) => Box::new(sluice_sink_memory::MemorySink::new(cfg).0),
         #[cfg(feature = "sink-kafka")]
         SinkConfig::Kafka(cfg) => Box::new(sluice_sink_kafka::KafkaSink::new(cfg)?),
+        #[cfg(feature = "sink-postgres")]
+        SinkConfig::Postgres(cfg) => Box::new(sluice_sink_postgres::PostgresSink::new(
+            context.sink.clone(),
+            cfg,
+        )),
+        #[cfg(feature = "sink-clickhouse")]
+        SinkConfig::ClickHouse(cfg) => Box::new(sluice_sink_clickhouse::ClickHouseSink::new(
+            context.sink.clone(),
+            cfg,
+        )?),
     })
 }
 

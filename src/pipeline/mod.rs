@@ -149,8 +149,13 @@ pub async fn start(config: Config, extra_sinks: Vec<NamedSink>) -> anyhow::Resul
     let context = crate::catalog::SinkContext {
         pipeline: config.pipeline.name.clone(),
         database: config.source.connection.dbname.clone(),
+        sink: String::new(),
     };
     for spec in &config.sinks {
+        let context = crate::catalog::SinkContext {
+            sink: spec.name.clone(),
+            ..context.clone()
+        };
         let sink = crate::catalog::build_sink(&spec.config, &context)
             .await
             .with_context(|| format!("starting sink {:?}", spec.name))?;

@@ -5,6 +5,7 @@
 mod backoff;
 mod calendar;
 mod config;
+mod dead_letter;
 mod error;
 mod event;
 mod lsn;
@@ -15,6 +16,7 @@ mod value;
 pub use backoff::Backoff;
 pub use calendar::civil_from_days;
 pub use config::{from_toml, from_toml_partial, join_key, ConfigProblem, ConfigProblems};
+pub use dead_letter::{DeadLetter, DeadLetterSink, JsonLinesDeadLetters};
 pub use error::{ErrorClass, SinkError};
 pub use event::{
     Batch, ChangeEvent, Column, EncodedRecord, LogicalMessage, Op, ReplicaIdentity, Row,

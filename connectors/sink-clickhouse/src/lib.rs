@@ -1,0 +1,1 @@
+//! ClickHouse sink (in progress).
