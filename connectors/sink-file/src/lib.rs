@@ -7,5 +7,5 @@ mod encode;
 mod sink;
 
 pub use config::{FileSinkConfig, FileTarget, RawFileSinkConfig};
-pub use encode::{encode_event, EventContext};
+pub use encode::{encode_event, value_json, EventContext};
 pub use sink::FileSink;
