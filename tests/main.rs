@@ -11,6 +11,8 @@ mod harness;
 mod kafka;
 mod registry;
 mod support;
+#[cfg(any(feature = "sink-postgres", feature = "sink-clickhouse"))]
+mod warehouse;
 
 use std::time::Duration;
 
