@@ -142,12 +142,13 @@ impl Target<'_> {
                 let sql = format!(
                     "SELECT toString(id) AS id, qty, toString(price) AS price, note, \
                      toUnixTimestamp(at) AS at, {color} AS color FROM mirror.items FINAL \
-                     WHERE _deleted = 0 ORDER BY id FORMAT JSONEachRow"
+                     WHERE _deleted = 0 FORMAT JSONEachRow"
                 );
                 let Ok(rows) = server.rows(&sql).await else {
                     return Vec::new();
                 };
-                rows.iter()
+                let mut rows: Vec<Row> = rows
+                    .iter()
                     .map(|r| {
                         let text = |v: &serde_json::Value| v.as_str().map(str::to_owned);
                         (
@@ -159,7 +160,10 @@ impl Target<'_> {
                             text(&r["color"]),
                         )
                     })
-                    .collect()
+                    .collect();
+                // `id` is a string in the result (64-bit integers are quoted): sort here.
+                rows.sort_by_key(|r| r.0);
+                rows
             }
         }
     }
@@ -532,6 +536,7 @@ mod clickhouse {
             .iter()
             .map(|r| (r["id"].as_str().unwrap().parse().unwrap(), r["qty"].as_i64()))
             .collect()
+        // (ids below 10: the string order is the numeric order)
     }
 
     #[tokio::test]

@@ -70,6 +70,8 @@ impl ThrowawayClickHouse {
         std::fs::create_dir_all(dir.path().join("log")).expect("log dir");
         std::fs::write(dir.path().join("config.xml"), config).expect("write config.xml");
         std::fs::write(dir.path().join("users.xml"), users).expect("write users.xml");
+        // reqwest is built without a default TLS provider; plain HTTP still asks for one.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let mut server = ThrowawayClickHouse {
             child: None,
             dir,
