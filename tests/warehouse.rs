@@ -336,7 +336,10 @@ mod postgres {
     async fn target_rows(target: &ThrowawayPostgres) -> Vec<(i64, Option<i32>, bool)> {
         let client = target.client(DEFAULT_DATABASE).await.unwrap();
         client
-            .query("SELECT id, qty, _deleted FROM public.items ORDER BY id", &[])
+            .query(
+                "SELECT id, qty, _deleted FROM public.items ORDER BY id",
+                &[],
+            )
             .await
             .unwrap()
             .iter()
@@ -446,13 +449,23 @@ mod postgres {
             .await
             .unwrap();
         let events = (1..=9)
-            .map(|id| change(Op::Create, 10 + id as u64, id, Some(if id == 4 || id == 7 { -1 } else { 1 })))
+            .map(|id| {
+                change(
+                    Op::Create,
+                    10 + id as u64,
+                    id,
+                    Some(if id == 4 || id == 7 { -1 } else { 1 }),
+                )
+            })
             .collect();
         sink.write(&batch(events)).await.unwrap();
         let ids: Vec<i64> = target_rows(&target).await.iter().map(|r| r.0).collect();
         assert_eq!(ids, [1, 2, 3, 5, 6, 8, 9, 100]);
         let letters = dead_letters(&path);
-        let mut keys: Vec<&str> = letters.iter().map(|l| l["key"]["id"].as_str().unwrap()).collect();
+        let mut keys: Vec<&str> = letters
+            .iter()
+            .map(|l| l["key"]["id"].as_str().unwrap())
+            .collect();
         keys.sort_unstable();
         assert_eq!(keys, ["4", "7"]);
         assert_eq!(letters[0]["sink"], "warehouse");
@@ -460,7 +473,10 @@ mod postgres {
         assert_eq!(letters[0]["op"], "c");
         assert_eq!(letters[0]["document"]["qty"], "-1");
         assert!(
-            letters[0]["reason"].as_str().unwrap().contains("qty_positive"),
+            letters[0]["reason"]
+                .as_str()
+                .unwrap()
+                .contains("qty_positive"),
             "{}",
             letters[0]["reason"]
         );
@@ -534,7 +550,12 @@ mod clickhouse {
             .await
             .unwrap()
             .iter()
-            .map(|r| (r["id"].as_str().unwrap().parse().unwrap(), r["qty"].as_i64()))
+            .map(|r| {
+                (
+                    r["id"].as_str().unwrap().parse().unwrap(),
+                    r["qty"].as_i64(),
+                )
+            })
             .collect()
         // (ids below 10: the string order is the numeric order)
     }
@@ -577,7 +598,11 @@ mod clickhouse {
         ]))
         .await
         .unwrap();
-        assert_eq!(live_rows(&server).await, [(5, None)], "a truncate empties the table");
+        assert_eq!(
+            live_rows(&server).await,
+            [(5, None)],
+            "a truncate empties the table"
+        );
     }
 
     #[tokio::test]
@@ -599,7 +624,14 @@ mod clickhouse {
             &format!("dead_letter_path = {:?}", path.display().to_string()),
         );
         let events = (1..=9)
-            .map(|id| change(Op::Create, 10 + id as u64, id, Some(if id == 3 { 123_456 } else { 1 })))
+            .map(|id| {
+                change(
+                    Op::Create,
+                    10 + id as u64,
+                    id,
+                    Some(if id == 3 { 123_456 } else { 1 }),
+                )
+            })
             .collect();
         sink.write(&batch(events)).await.unwrap();
         let ids: Vec<i64> = live_rows_decimal(&server).await;
@@ -650,6 +682,9 @@ mod clickhouse {
         let mut wrong = ClickHouseSink::new("warehouse", &raw.validate("sink").unwrap()).unwrap();
         let error = wrong.write(&retried).await.unwrap_err();
         assert_eq!(error.class, ErrorClass::Fatal, "{error}");
-        assert!(!error.message.contains("wrong"), "no password in errors: {error}");
+        assert!(
+            !error.message.contains("wrong"),
+            "no password in errors: {error}"
+        );
     }
 }

@@ -50,7 +50,10 @@ impl ThrowawayClickHouse {
             )
             .replace(
                 "<interserver_http_port>9009</interserver_http_port>",
-                &format!("<interserver_http_port>{}</interserver_http_port>", free_port()),
+                &format!(
+                    "<interserver_http_port>{}</interserver_http_port>",
+                    free_port()
+                ),
             )
             .replace(
                 "<users_config>users.xml</users_config>",

@@ -119,7 +119,7 @@ mod tests {
             reason: "check constraint violated".into(),
         };
         let mut sink = JsonLinesDeadLetters::new(&path);
-        sink.write(&[letter.clone()]).await.unwrap();
+        sink.write(std::slice::from_ref(&letter)).await.unwrap();
         sink.write(&[letter]).await.unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         let lines: Vec<Json> = text

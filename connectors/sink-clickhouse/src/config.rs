@@ -155,8 +155,7 @@ mod tests {
     use super::*;
 
     fn raw(text: &str) -> RawClickHouseSinkConfig {
-        sluice_api::from_toml(toml::Value::Table(toml::from_str(text).unwrap()), "sink[0]")
-            .unwrap()
+        sluice_api::from_toml(toml::Value::Table(toml::from_str(text).unwrap()), "sink[0]").unwrap()
     }
 
     #[test]

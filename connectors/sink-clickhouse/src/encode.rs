@@ -168,7 +168,13 @@ mod tests {
     fn values_are_written_as_clickhouse_18_16_reads_them() {
         let decimal = Value::Numeric(Numeric::Value(Decimal::parse("-12.50").unwrap()));
         assert_eq!(
-            row(Mapping::Decimal { precision: 12, scale: 2 }, decimal.clone()),
+            row(
+                Mapping::Decimal {
+                    precision: 12,
+                    scale: 2
+                },
+                decimal.clone()
+            ),
             "{\"c\":-12.50,\"_version\":7,\"_deleted\":0}\n"
         );
         assert!(row(Mapping::String, decimal).contains("\"c\":\"-12.50\""));
@@ -183,7 +189,11 @@ mod tests {
         assert!(row(Mapping::Bool, Value::Bool(true)).contains("\"c\":1,"));
         assert!(row(
             Mapping::Micros,
-            Value::Interval(PgInterval { months: 0, days: 1, micros: 5 })
+            Value::Interval(PgInterval {
+                months: 0,
+                days: 1,
+                micros: 5
+            })
         )
         .contains(&format!("\"c\":{},", MICROS_PER_DAY + 5)));
         assert!(row(

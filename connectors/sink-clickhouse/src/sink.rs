@@ -156,7 +156,9 @@ impl ClickHouseSink {
                         rows.target.quoted
                     )));
                 }
-                return Err(error.into_sink_error(&format!("inserting into {}", rows.target.quoted)));
+                return Err(
+                    error.into_sink_error(&format!("inserting into {}", rows.target.quoted))
+                );
             }
             if to - from == 1 {
                 let event = &batch.events[rows.rows[from].1];
@@ -209,7 +211,13 @@ fn encode_event(rows: &mut Pending, index: usize, event: &ChangeEvent) -> Result
                 .as_ref()
                 .ok_or("a delete without its old key (replica identity nothing)")?;
             rows.rows.push((rows.body.len(), index));
-            write_row(&mut rows.body, &rows.target.columns, &key_only(before), version, true);
+            write_row(
+                &mut rows.body,
+                &rows.target.columns,
+                &key_only(before),
+                version,
+                true,
+            );
         }
         _ => {
             let Some(after) = &event.after else {
@@ -239,11 +247,23 @@ fn encode_event(rows: &mut Pending, index: usize, event: &ChangeEvent) -> Result
                     .any(|(c, (o, n))| c.is_key && !o.is_null() && o != n);
                 if changed_key {
                     rows.rows.push((rows.body.len(), index));
-                    write_row(&mut rows.body, &rows.target.columns, &key_only(old), version, true);
+                    write_row(
+                        &mut rows.body,
+                        &rows.target.columns,
+                        &key_only(old),
+                        version,
+                        true,
+                    );
                 }
             }
             rows.rows.push((rows.body.len(), index));
-            write_row(&mut rows.body, &rows.target.columns, &values, version, false);
+            write_row(
+                &mut rows.body,
+                &rows.target.columns,
+                &values,
+                version,
+                false,
+            );
         }
     }
     Ok(())

@@ -32,7 +32,10 @@ pub enum Mapping {
     /// `Float32`/`Float64`; NaN and infinities as `"nan"`, `"inf"`, `"-inf"`.
     Float(&'static str),
     /// `Decimal(p,s)`, written as an unquoted JSON number (18.16 refuses quoted decimals).
-    Decimal { precision: u32, scale: u32 },
+    Decimal {
+        precision: u32,
+        scale: u32,
+    },
     /// `Date`, as `"YYYY-MM-DD"`.
     Date,
     /// `DateTime`, as Unix seconds in a string (independent of the server's time zone).
@@ -77,7 +80,9 @@ impl Mapping {
 pub fn mapping(column: &Column) -> Mapping {
     match column.type_name.strip_prefix('_') {
         Some(element) => match scalar(element, -1) {
-            m @ (Mapping::Bool | Mapping::Int(_) | Mapping::Float(_)) => Mapping::Array(Box::new(m)),
+            m @ (Mapping::Bool | Mapping::Int(_) | Mapping::Float(_)) => {
+                Mapping::Array(Box::new(m))
+            }
             _ if is_text_type(element) => Mapping::Array(Box::new(Mapping::String)),
             _ => Mapping::String,
         },
@@ -137,7 +142,10 @@ mod tests {
     fn every_source_type_has_a_clickhouse_type_that_18_16_knows() {
         assert_eq!(ty("bool", -1), "Nullable(UInt8)");
         assert_eq!(ty("int8", -1), "Nullable(Int64)");
-        assert_eq!(ty("numeric", (12 << 16 | 2) + 4), "Nullable(Decimal(12, 2))");
+        assert_eq!(
+            ty("numeric", (12 << 16 | 2) + 4),
+            "Nullable(Decimal(12, 2))"
+        );
         assert_eq!(ty("timestamptz", -1), "Nullable(DateTime)");
         assert_eq!(ty("date", -1), "Nullable(Date)");
         assert_eq!(ty("interval", -1), "Nullable(Int64)");

@@ -120,8 +120,7 @@ mod tests {
     use super::*;
 
     fn raw(text: &str) -> RawPostgresSinkConfig {
-        sluice_api::from_toml(toml::Value::Table(toml::from_str(text).unwrap()), "sink[0]")
-            .unwrap()
+        sluice_api::from_toml(toml::Value::Table(toml::from_str(text).unwrap()), "sink[0]").unwrap()
     }
 
     #[test]
@@ -132,7 +131,10 @@ mod tests {
         assert_eq!(cfg.delete_mode, DeleteMode::Hard);
         assert_eq!(cfg.rows_per_statement, DEFAULT_ROWS_PER_STATEMENT);
         assert_eq!(cfg.connection.port, 5433);
-        assert!(!format!("{cfg:?}").contains("pw"), "the password is a secret");
+        assert!(
+            !format!("{cfg:?}").contains("pw"),
+            "the password is a secret"
+        );
     }
 
     #[test]

@@ -340,12 +340,17 @@ mod tests {
         assert_eq!(text(&Value::Bool(true)), "t");
         assert_eq!(text(&Value::Float64(f64::NEG_INFINITY)), "-Infinity");
         assert_eq!(
-            text(&Value::Numeric(Numeric::Value(Decimal::parse("-1.50").unwrap()))),
+            text(&Value::Numeric(Numeric::Value(
+                Decimal::parse("-1.50").unwrap()
+            ))),
             "-1.50"
         );
         assert_eq!(text(&Value::Bytes(vec![0xde, 0xad])), "\\xdead");
         assert_eq!(text(&Value::Date(Infinite::Finite(0))), "1970-01-01");
-        assert_eq!(text(&Value::Date(Infinite::Finite(-719_163))), "0001-12-31 BC");
+        assert_eq!(
+            text(&Value::Date(Infinite::Finite(-719_163))),
+            "0001-12-31 BC"
+        );
         assert_eq!(
             text(&Value::TimestampTz(Infinite::Finite(1_500_001))),
             "1970-01-01 00:00:01.500001+00"

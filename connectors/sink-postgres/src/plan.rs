@@ -261,7 +261,12 @@ mod tests {
         })
     }
 
-    fn event(op: Op, lsn: u64, before: Option<Vec<Value>>, after: Option<Vec<Value>>) -> ChangeEvent {
+    fn event(
+        op: Op,
+        lsn: u64,
+        before: Option<Vec<Value>>,
+        after: Option<Vec<Value>>,
+    ) -> ChangeEvent {
         ChangeEvent {
             op,
             table: Some(table()),
@@ -290,9 +295,24 @@ mod tests {
     #[test]
     fn the_newest_change_of_a_key_supersedes_older_ones_and_keeps_unchanged_toast_values() {
         let steps = plan(&batch(vec![
-            event(Op::Create, 1, None, Some(vec![Value::Int32(1), Value::Int32(5)])),
-            event(Op::Update, 2, None, Some(vec![Value::Int32(1), Value::UnchangedToast])),
-            event(Op::Create, 3, None, Some(vec![Value::Int32(2), Value::Null])),
+            event(
+                Op::Create,
+                1,
+                None,
+                Some(vec![Value::Int32(1), Value::Int32(5)]),
+            ),
+            event(
+                Op::Update,
+                2,
+                None,
+                Some(vec![Value::Int32(1), Value::UnchangedToast]),
+            ),
+            event(
+                Op::Create,
+                3,
+                None,
+                Some(vec![Value::Int32(2), Value::Null]),
+            ),
         ]))
         .unwrap();
         let Step::Rows { changes, .. } = &steps[0] else {
@@ -307,12 +327,22 @@ mod tests {
     #[test]
     fn a_truncate_splits_the_table_so_rows_after_it_survive() {
         let steps = plan(&batch(vec![
-            event(Op::Create, 1, None, Some(vec![Value::Int32(1), Value::Int32(5)])),
+            event(
+                Op::Create,
+                1,
+                None,
+                Some(vec![Value::Int32(1), Value::Int32(5)]),
+            ),
             ChangeEvent {
                 op: Op::Truncate,
                 ..event(Op::Truncate, 2, None, None)
             },
-            event(Op::Create, 3, None, Some(vec![Value::Int32(1), Value::Int32(6)])),
+            event(
+                Op::Create,
+                3,
+                None,
+                Some(vec![Value::Int32(1), Value::Int32(6)]),
+            ),
         ]))
         .unwrap();
         assert_eq!(steps.len(), 3);
