@@ -177,4 +177,20 @@ mod tests {
             "an unknown key does not hide a missing one: {keys:?}"
         );
     }
+
+    #[cfg(feature = "sink-postgres")]
+    #[test]
+    fn a_postgres_sink_validates_its_connection_url() {
+        let mut table = toml::Table::new();
+        table.insert("connection".into(), toml::Value::String("mysql://x".into()));
+        let problems = validate_sink("postgres", table, "sink[0]").unwrap_err();
+        assert_eq!(problems[0].key, "sink[0].connection");
+    }
+
+    #[cfg(feature = "sink-clickhouse")]
+    #[test]
+    fn a_clickhouse_sink_needs_its_url() {
+        let problems = validate_sink("clickhouse", toml::Table::new(), "sink[2]").unwrap_err();
+        assert_eq!(problems[0].key, "sink[2].url");
+    }
 }
