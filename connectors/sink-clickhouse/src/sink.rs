@@ -224,21 +224,17 @@ fn encode_event(rows: &mut Pending, index: usize, event: &ChangeEvent) -> Result
                 return Ok(());
             };
             let before = event.before.as_ref().filter(|_| !event.before_is_key_only);
-            let mut values: Vec<Option<&Value>> = Vec::with_capacity(after.len());
-            for (i, value) in after.iter().enumerate() {
-                let value = match (value, before.and_then(|b| b.get(i))) {
-                    (Value::UnchangedToast, Some(old)) if *old != Value::UnchangedToast => old,
-                    (Value::UnchangedToast, _) => {
-                        return Err(format!(
-                            "column {:?} is an unchanged TOAST value the change did not carry; \
-                             set REPLICA IDENTITY FULL on the source table so updates carry it",
-                            table.columns.get(i).map_or("?", |c| c.name.as_str())
-                        ))
-                    }
-                    (value, _) => value,
-                };
-                values.push(Some(value));
-            }
+            // An unchanged TOAST value the source could not re-read (the row changed again
+            // since) is written empty: the row's newer version, which follows in the stream,
+            // replaces this one. With REPLICA IDENTITY FULL the old value is at hand.
+            let values: Vec<Option<&Value>> = after
+                .iter()
+                .enumerate()
+                .map(|(i, value)| match (value, before.and_then(|b| b.get(i))) {
+                    (Value::UnchangedToast, Some(old)) => Some(old),
+                    (value, _) => Some(value),
+                })
+                .collect();
             if let Some(old) = &event.before {
                 let changed_key = table
                     .columns
