@@ -202,13 +202,19 @@ async fn crash_workload_reaches_equality(pg: &ThrowawayPostgres, sink: &str, tar
     let daemon = SluiceProcess::spawn(&args, &[]);
     harness::wait_streaming(pg).await;
 
+    // The writer keeps going through the kill and the restart, so the daemon dies mid-stream.
+    let writing = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let writer = {
         let client = pg.client(DEFAULT_DATABASE).await.unwrap();
+        let writing = writing.clone();
         tokio::spawn(async move {
             let mut workload = Workload::new(0x5eed_1234_abcd);
-            for _ in 0..400 {
+            let mut count = 0;
+            while count < 400 || writing.load(std::sync::atomic::Ordering::Relaxed) {
                 client.batch_execute(&workload.transaction()).await.unwrap();
+                count += 1;
             }
+            count
         })
     };
     let deadline = Instant::now() + WAIT;
@@ -237,7 +243,10 @@ async fn crash_workload_reaches_equality(pg: &ThrowawayPostgres, sink: &str, tar
     .await;
 
     let mut daemon = SluiceProcess::spawn(&args, &[]);
-    writer.await.unwrap();
+    harness::wait_streaming(pg).await;
+    writing.store(false, std::sync::atomic::Ordering::Relaxed);
+    let transactions = writer.await.unwrap();
+    assert!(transactions >= 400, "{transactions} transactions");
     wait_equal(&client, &target, false).await;
 
     client
