@@ -17,7 +17,7 @@
 #
 # Environment: N=100000  BATCH=1000  PGBIN=<newest /usr/lib/postgresql/*/bin>
 #   SLUICE_BIN=<built here with cargo build --release --features sink-postgres,sink-clickhouse>
-#   TARGETS="postgres clickhouse"  TIMEOUT_S=1800  RUN_AS=postgres (server OS user under root)
+#   TARGETS="postgres clickhouse"  MAX_BATCH_EVENTS=4096 (pipeline.max_batch_events)  TIMEOUT_S=1800  RUN_AS=postgres (server OS user under root)
 set -euo pipefail
 
 N=${N:-100000}
@@ -27,6 +27,9 @@ CHANGES=$((N + N + NDEL))
 LIVE=$((N - NDEL))
 TARGETS=${TARGETS:-postgres clickhouse}
 TIMEOUT_S=${TIMEOUT_S:-1800}
+# Events per batch handed to a sink: each batch is one PostgreSQL transaction and at least one
+# ClickHouse insert (one part), so warehouse targets like larger batches than the default 4096.
+MAX_BATCH_EVENTS=${MAX_BATCH_EVENTS:-4096}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 DB=bench PUB=bench_pub
 
@@ -167,6 +170,7 @@ run_sluice() {  # run_sluice TARGET SINK_TOML -> sets SLUICE_S
     cat >"$WORKDIR/$target.toml" <<EOF
 [pipeline]
 name = "bench"
+max_batch_events = $MAX_BATCH_EVENTS
 
 [source]
 type = "postgres"
@@ -236,7 +240,7 @@ fi
 
 # ---------------------------------------------------------------- report
 echo
-echo "=== warehouse: $CHANGES changes ($N inserts, $N updates, $NDEL deletes; $BATCH rows/txn) ==="
+echo "=== warehouse: $CHANGES changes ($N inserts, $N updates, $NDEL deletes; $BATCH rows/txn; max_batch_events=$MAX_BATCH_EVENTS) ==="
 printf '%-12s %10s %14s %12s %16s %7s\n' target sluice_s sluice_rows/s baseline_s baseline_rows/s ratio
 for target in $TARGETS; do
     s=${RESULT_S[$target]} b=${RESULT_BASE[$target]}
@@ -245,5 +249,5 @@ for target in $TARGETS; do
 done
 for target in $TARGETS; do
     s=${RESULT_S[$target]} b=${RESULT_BASE[$target]}
-    echo "RESULT name=warehouse-$target changes=$CHANGES sluice_rows_per_s=$(rate "$CHANGES" "$s") baseline_rows_per_s=$(rate "$CHANGES" "$b") ratio=$(awk -v s="$s" -v b="$b" 'BEGIN{printf "%.2f", b / s}')"
+    echo "RESULT name=warehouse-$target changes=$CHANGES sluice_rows_per_s=$(rate "$CHANGES" "$s") baseline_rows_per_s=$(rate "$CHANGES" "$b") ratio=$(awk -v s="$s" -v b="$b" 'BEGIN{printf "%.2f", b / s}') max_batch_events=$MAX_BATCH_EVENTS"
 done
