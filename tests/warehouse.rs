@@ -424,6 +424,15 @@ mod postgres {
             .await
             .unwrap();
         assert_eq!(target_rows(&target).await, [(1, Some(1), true)]);
+        // The same table under hard deletes later: its tombstone table appears on first use.
+        let mut hard = sink(&target, "");
+        hard.write(&batch(vec![change(Op::Create, 30, 2, Some(2))]))
+            .await
+            .unwrap();
+        hard.write(&batch(vec![change(Op::Delete, 40, 2, None)]))
+            .await
+            .unwrap();
+        assert_eq!(target_rows(&target).await, [(1, Some(1), true)]);
     }
 
     #[tokio::test]

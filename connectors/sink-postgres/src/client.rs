@@ -91,17 +91,18 @@ impl TargetClient {
         if !self.columns.contains_key(&target) {
             let existing = self.read_columns(&target).await?;
             let existing = if existing.is_empty() {
-                let mut ddl = sql::create_table(&target, table);
-                if self.config.delete_mode == DeleteMode::Hard {
-                    ddl.push_str("; ");
-                    ddl.push_str(&sql::create_tombstones(&target, table));
-                }
-                self.execute_ddl(&ddl, &target).await?;
+                self.execute_ddl(&sql::create_table(&target, table), &target)
+                    .await?;
                 tracing::info!(table = %target.quoted(), "created target table");
                 self.read_columns(&target).await?
             } else {
                 existing
             };
+            // Also for a table created under soft deletes: hard deletes need their tombstones.
+            if self.config.delete_mode == DeleteMode::Hard {
+                self.execute_ddl(&sql::create_tombstones(&target, table), &target)
+                    .await?;
+            }
             self.columns.insert(target.clone(), existing);
         }
         let known = self.columns.get(&target).expect("inserted above");
