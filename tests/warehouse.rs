@@ -425,7 +425,7 @@ mod postgres {
             .unwrap();
         assert_eq!(target_rows(&target).await, [(1, Some(1), true)]);
         // The same table under hard deletes later: its tombstone table appears on first use.
-        let mut hard = sink(&target, "");
+        let mut hard = self::sink(&target, "");
         hard.write(&batch(vec![change(Op::Create, 30, 2, Some(2))]))
             .await
             .unwrap();
