@@ -20,6 +20,9 @@ use crate::error::{describe, failure, sink_error, Failure};
 use crate::plan::{key_json, plan, RowChange, Step};
 use crate::sql::{self, Target};
 
+/// PostgreSQL's limit on bind parameters in one statement.
+const MAX_PARAMETERS: usize = 65_535;
+
 /// A PostgreSQL table per source table, kept equal to it.
 pub struct PostgresSink {
     name: String,
@@ -112,7 +115,15 @@ impl PostgresSink {
                 None => groups.push((kind, vec![change])),
             }
         }
-        let per_statement = self.target.config().rows_per_statement;
+        // PostgreSQL takes at most 65535 bind parameters per statement: wide tables get
+        // fewer rows per statement than configured.
+        let per_row = table.columns.len() + 1;
+        let per_statement = self
+            .target
+            .config()
+            .rows_per_statement
+            .min(MAX_PARAMETERS / per_row)
+            .max(1);
         for (kind, rows) in &groups {
             for chunk in rows.chunks(per_statement) {
                 self.write_chunk(target, table, kind, chunk, letters)
