@@ -14,6 +14,10 @@ pub enum SinkConfig {
     Kafka(sluice_sink_kafka::KafkaSinkConfig),
     #[cfg(feature = "sink-search")]
     Search(Box<sluice_sink_search::SearchSinkConfig>),
+    #[cfg(feature = "sink-postgres")]
+    Postgres(sluice_sink_postgres::PostgresSinkConfig),
+    #[cfg(feature = "sink-clickhouse")]
+    ClickHouse(sluice_sink_clickhouse::ClickHouseSinkConfig),
 }
 
 /// What every sink may need to know about the pipeline it serves.
@@ -38,6 +42,10 @@ pub fn sink_types() -> &'static [&'static str] {
         "kafka",
         #[cfg(feature = "sink-search")]
         "search",
+        #[cfg(feature = "sink-postgres")]
+        "postgres",
+        #[cfg(feature = "sink-clickhouse")]
+        "clickhouse",
     ]
 }
 
@@ -73,6 +81,18 @@ pub fn validate_sink(
                     .map(|cfg| SinkConfig::Search(Box::new(cfg)))
             })
         }
+        #[cfg(feature = "sink-postgres")]
+        "postgres" => {
+            validate_with::<sluice_sink_postgres::RawPostgresSinkConfig, _>(value, prefix, |raw| {
+                raw.validate(prefix).map(SinkConfig::Postgres)
+            })
+        }
+        #[cfg(feature = "sink-clickhouse")]
+        "clickhouse" => validate_with::<sluice_sink_clickhouse::RawClickHouseSinkConfig, _>(
+            value,
+            prefix,
+            |raw| raw.validate(prefix).map(SinkConfig::ClickHouse),
+        ),
         other => Err(vec![ConfigProblem {
             key: format!("{prefix}.type"),
             message: format!(
@@ -134,6 +154,16 @@ pub async fn build_sink(
         SinkConfig::Search(cfg) => Box::new(
             sluice_sink_search::SearchSink::new(cfg, &context.sink, &context.pipeline).await?,
         ),
+        #[cfg(feature = "sink-postgres")]
+        SinkConfig::Postgres(cfg) => Box::new(sluice_sink_postgres::PostgresSink::new(
+            context.sink.clone(),
+            cfg,
+        )),
+        #[cfg(feature = "sink-clickhouse")]
+        SinkConfig::ClickHouse(cfg) => Box::new(sluice_sink_clickhouse::ClickHouseSink::new(
+            context.sink.clone(),
+            cfg,
+        )?),
     })
 }
 
@@ -183,5 +213,21 @@ mod tests {
         let problems = validate_sink("search", table, "sink[0]").unwrap_err();
         let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
         assert_eq!(keys, ["sink[0].urll", "sink[0].url"]);
+    }
+
+    #[cfg(feature = "sink-postgres")]
+    #[test]
+    fn a_postgres_sink_validates_its_connection_url() {
+        let mut table = toml::Table::new();
+        table.insert("connection".into(), toml::Value::String("mysql://x".into()));
+        let problems = validate_sink("postgres", table, "sink[0]").unwrap_err();
+        assert_eq!(problems[0].key, "sink[0].connection");
+    }
+
+    #[cfg(feature = "sink-clickhouse")]
+    #[test]
+    fn a_clickhouse_sink_needs_its_url() {
+        let problems = validate_sink("clickhouse", toml::Table::new(), "sink[2]").unwrap_err();
+        assert_eq!(problems[0].key, "sink[2].url");
     }
 }

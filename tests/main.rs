@@ -19,6 +19,8 @@ mod registry;
 #[cfg(feature = "sink-search")]
 mod search;
 mod support;
+#[cfg(any(feature = "sink-postgres", feature = "sink-clickhouse"))]
+mod warehouse;
 
 use std::time::Duration;
 

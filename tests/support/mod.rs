@@ -5,6 +5,8 @@
 // Each test module uses a different subset of these helpers and re-exports.
 #![allow(dead_code, unused_imports)]
 
+#[cfg(feature = "sink-clickhouse")]
+pub mod clickhouse;
 pub mod kafka;
 #[cfg(feature = "sink-search")]
 pub mod search;

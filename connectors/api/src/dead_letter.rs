@@ -104,6 +104,34 @@ impl DeadLetterConfig {
     }
 }
 
+/// A configured destination opened on first use, so a sink built without I/O opens its
+/// dead-letter file only when a letter comes.
+pub struct LazyDeadLetters {
+    config: DeadLetterConfig,
+    queue: Option<Box<dyn DeadLetterQueue>>,
+}
+
+impl LazyDeadLetters {
+    pub fn new(config: DeadLetterConfig) -> Self {
+        LazyDeadLetters {
+            config,
+            queue: None,
+        }
+    }
+
+    /// Make `letters` durable, opening the destination first if needed.
+    pub async fn send(&mut self, letters: &[DeadLetter]) -> Result<(), SinkError> {
+        if letters.is_empty() {
+            return Ok(());
+        }
+        let queue = match &mut self.queue {
+            Some(queue) => queue,
+            None => self.queue.insert(self.config.open().await?),
+        };
+        queue.send(letters).await
+    }
+}
+
 /// Dead letters as JSON lines appended to a file; each send is one write and one fsync.
 pub struct FileDeadLetters {
     file: tokio::fs::File,

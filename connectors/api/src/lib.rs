@@ -17,7 +17,8 @@ pub use backoff::Backoff;
 pub use calendar::civil_from_days;
 pub use config::{from_toml, from_toml_partial, join_key, ConfigProblem, ConfigProblems};
 pub use dead_letter::{
-    DeadLetter, DeadLetterConfig, DeadLetterQueue, FileDeadLetters, RawDeadLetterConfig,
+    DeadLetter, DeadLetterConfig, DeadLetterQueue, FileDeadLetters, LazyDeadLetters,
+    RawDeadLetterConfig,
 };
 pub use error::{ErrorClass, SinkError};
 pub use event::{
