@@ -10,6 +10,7 @@ mod harness;
 #[cfg(feature = "sink-kafka")]
 mod kafka;
 mod registry;
+mod snapshot;
 mod support;
 
 use std::time::Duration;

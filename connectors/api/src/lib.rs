@@ -18,7 +18,7 @@ pub use config::{from_toml, from_toml_partial, join_key, ConfigProblem, ConfigPr
 pub use error::{ErrorClass, SinkError};
 pub use event::{
     Batch, ChangeEvent, Column, EncodedRecord, LogicalMessage, Op, ReplicaIdentity, Row,
-    SourcePosition, TableSchema,
+    SnapshotFlag, SourcePosition, TableSchema,
 };
 pub use lsn::{Lsn, LsnParseError};
 pub use secret::Secret;
