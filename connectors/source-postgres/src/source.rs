@@ -328,23 +328,7 @@ impl<'a> Session<'a> {
                 }
                 full
             }
-            Decoded::Message(event) => {
-                let prefix = event.message.as_ref().map(|m| m.prefix.as_str());
-                if prefix == Some(WATERMARK_PREFIX) {
-                    let content = event.message.as_ref().map_or(&[][..], |m| &m.content[..]);
-                    let rows = self
-                        .incremental
-                        .on_watermark(content, event.position.lsn)
-                        .await?;
-                    let mut full = false;
-                    for row in rows {
-                        full |= self.batcher.push(row);
-                    }
-                    full
-                } else {
-                    prefix != Some(HEARTBEAT_PREFIX) && self.batcher.push(event)
-                }
-            }
+            Decoded::Message(event) => self.row_event(event).await?,
             Decoded::Commit { end_lsn, .. } => self.batcher.complete_up_to(end_lsn),
         };
         if full {
@@ -353,9 +337,24 @@ impl<'a> Session<'a> {
         Ok(())
     }
 
-    /// A streamed row change: a signal (acted on, not delivered), or a change that also takes
+    /// A streamed event: a watermark (its chunk's surviving rows are delivered in its place), a
+    /// heartbeat (swallowed), a signal (acted on, not delivered), or a change that also takes
     /// its key out of an incremental snapshot's open chunk; true when the batch is full.
     async fn row_event(&mut self, event: sluice_api::ChangeEvent) -> Result<bool, SourceError> {
+        if let Some(message) = &event.message {
+            if message.prefix == WATERMARK_PREFIX {
+                let rows = self
+                    .incremental
+                    .on_watermark(&message.content, event.position.lsn)
+                    .await?;
+                let mut full = false;
+                for row in rows {
+                    full |= self.batcher.push(row);
+                }
+                return Ok(full);
+            }
+            return Ok(message.prefix != HEARTBEAT_PREFIX && self.batcher.push(event));
+        }
         let signal = event
             .table
             .as_deref()
