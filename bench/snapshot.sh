@@ -150,10 +150,12 @@ EOF
 log "sluice: snapshot of $N rows, chunks of $CHUNK_ROWS, $THREADS threads"
 HWM_KIB=0
 t0=$EPOCHREALTIME
-RUST_LOG=${RUST_LOG:-warn} timeout "$TIMEOUT_S" "$SLUICE_BIN" run --config "$WORKDIR/sluice.toml" \
+RUST_LOG=${RUST_LOG:-warn} "$SLUICE_BIN" run --config "$WORKDIR/sluice.toml" \
     >"$WORKDIR/sluice.out" 2>"$WORKDIR/sluice.err" &
 SLUICE_PID=$!
+deadline=$((SECONDS + TIMEOUT_S))
 while kill -0 "$SLUICE_PID" 2>/dev/null; do
+    ((SECONDS < deadline)) || { tail -50 "$WORKDIR/sluice.err" >&2; die "sluice did not finish in ${TIMEOUT_S}s"; }
     hwm=$(awk '/^VmHWM:/{print $2}' "/proc/$SLUICE_PID/status" 2>/dev/null || true)
     [[ -n $hwm ]] && ((hwm > HWM_KIB)) && HWM_KIB=$hwm
     sleep 0.2
