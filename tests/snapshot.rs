@@ -593,3 +593,38 @@ async fn the_snapshot_command_reads_only_the_rows_its_filter_selects() {
     assert!(reads.iter().all(|id| *id <= 250));
     pipeline.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_table_added_to_the_capture_is_snapshotted_beside_streaming() {
+    let pg = support::start_postgres_with(
+        "CREATE TABLE items (id int PRIMARY KEY, v int NOT NULL);
+         INSERT INTO items SELECT g, 0 FROM generate_series(1, 3) g;
+         CREATE TABLE extra (id int PRIMARY KEY, v int NOT NULL);
+         INSERT INTO extra SELECT g, g FROM generate_series(1, 500) g;",
+    )
+    .await;
+    let state = tempfile::tempdir().unwrap();
+    let config = snapshot_config(&pg, &["public.items"], "initial", state.path(), 100);
+    let (pipeline, handle) = harness::start(config).await;
+    assert!(pipeline.wait_streaming(WAIT).await);
+    let first = harness::wait_events(&handle, 3).await;
+    pipeline.shutdown().await.unwrap();
+    assert!(first
+        .iter()
+        .all(|e| e.table.as_ref().is_some_and(|t| t.name == "items")));
+
+    let config = snapshot_config(
+        &pg,
+        &["public.items", "public.extra"],
+        "initial",
+        state.path(),
+        100,
+    );
+    let (pipeline, handle) = harness::start(config).await;
+    let events = harness::wait_events(&handle, 500).await;
+    assert!(events.iter().all(|e| e.op == Op::Read
+        && e.position.snapshot == SnapshotFlag::Incremental
+        && e.table.as_ref().is_some_and(|t| t.name == "extra")));
+    assert_eq!(replay(&events), table_rows(&pg, "extra").await);
+    pipeline.shutdown().await.unwrap();
+}

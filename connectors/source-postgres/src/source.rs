@@ -205,14 +205,16 @@ impl<'a> Session<'a> {
         backoff: &mut Backoff,
     ) -> Result<(), SourceError> {
         let sql = cfg.connection.connect_sql().await?;
-        ensure_publication(&sql, cfg).await?;
+        let added = ensure_publication(&sql, cfg).await?;
         incremental::prepare_signal_table(&sql, cfg).await?;
         let mut client = ReplicationClient::connect(&cfg.connection).await?;
         let system = client.identify_system().await?;
         let catalog = TypeCatalog::load(&sql).await?;
+        let sequence_before = batcher.next_sequence();
         let Some(floor) = prepare(cfg, ctx, batcher, &sql, &mut client, &catalog).await? else {
             return Ok(());
         };
+        let snapshotted = batcher.next_sequence() != sequence_before;
         batcher.resume_at(floor);
         let budget = StreamBudget {
             memory_bytes: cfg.stream_buffer_bytes,
@@ -249,6 +251,15 @@ impl<'a> Session<'a> {
             last_status: Instant::now(),
             status_due: true,
         };
+        // Tables newly added to the capture get their existing rows by an incremental snapshot
+        // beside streaming (an initial snapshot just taken already read them).
+        if cfg.snapshot_mode != SnapshotMode::Never && !snapshotted {
+            for (schema, name) in &added {
+                tracing::info!(table = %format!("{schema}.{name}"), "table added to the capture: snapshotting it incrementally");
+                session.incremental.request(schema, name);
+            }
+            session.incremental.start_next().await?;
+        }
         let result = session.stream_loop(backoff).await;
         if let Some(task) = heartbeat {
             task.abort();

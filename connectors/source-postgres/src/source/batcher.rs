@@ -95,6 +95,11 @@ impl Batcher {
         Some(batch)
     }
 
+    /// The sequence number the next batch gets.
+    pub fn next_sequence(&self) -> u64 {
+        self.next_sequence
+    }
+
     /// A batch of snapshot rows, next in the sequence. Snapshot batches carry no checkpoint:
     /// the confirmed position stays at the slot's until streaming moves it.
     pub fn snapshot_batch(&mut self, events: Vec<ChangeEvent>) -> Batch {
