@@ -87,7 +87,7 @@ fn events(table: &Arc<TableSchema>, count: u64) -> Vec<ChangeEvent> {
                 commit_lsn: Lsn(g * 100 + 50),
                 xid: Some(g as u32),
                 commit_time_us: 1_714_566_600_000_000,
-                snapshot: false,
+                snapshot: sluice_api::SnapshotFlag::False,
             },
         })
         .collect()

@@ -1,6 +1,6 @@
 //! The `sluice` command: load and validate the config, set up logging, then run the pipeline
-//! (`run`) or inspect the database (`check`). Maps every outcome to an exit code that scripts
-//! and supervisors can act on.
+//! (`run`), inspect the database (`check`) or request an incremental snapshot (`snapshot`).
+//! Maps every outcome to an exit code that scripts and supervisors can act on.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -41,6 +41,20 @@ enum Command {
         #[arg(long, short, value_name = "FILE")]
         config: PathBuf,
     },
+    /// Ask the running pipeline for an incremental snapshot of a table: writes Debezium's
+    /// `execute-snapshot` signal into `source.signal_table`; the pipeline reads the table in
+    /// chunks beside streaming.
+    Snapshot {
+        /// The TOML configuration file.
+        #[arg(long, short, value_name = "FILE")]
+        config: PathBuf,
+        /// The table, as schema.table.
+        #[arg(long, value_name = "SCHEMA.TABLE")]
+        table: String,
+        /// Only rows matching this SQL condition (Debezium's additional-conditions filter).
+        #[arg(long, value_name = "SQL")]
+        filter: Option<String>,
+    },
     /// Start a throwaway PostgreSQL, capture a sample table, make a few changes and print
     /// their events as JSON lines (needs PostgreSQL's server binaries, not a running server).
     Demo,
@@ -56,6 +70,11 @@ fn main() -> ExitCode {
     let code = match cli.command {
         Command::Run { config } => run(&config),
         Command::Check { config } => check(&config),
+        Command::Snapshot {
+            config,
+            table,
+            filter,
+        } => snapshot(&config, &table, filter.as_deref()),
         Command::Demo => demo(),
         Command::Registry { command } => sluice::registry::run_command(command),
     };
@@ -112,6 +131,44 @@ fn demo() -> u8 {
         Ok(()) => EXIT_OK,
         Err(error) => {
             print_error_chain(&error);
+            EXIT_RUNTIME
+        }
+    }
+}
+
+fn snapshot(path: &Path, table: &str, filter: Option<&str>) -> u8 {
+    let config = match load(path) {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
+    let Some(signal_table) = &config.source.signal_table else {
+        eprintln!("error: config: source.signal_table must be set to signal snapshots");
+        return EXIT_CONFIG;
+    };
+    if table
+        .split_once('.')
+        .is_none_or(|(s, t)| s.is_empty() || t.is_empty())
+    {
+        eprintln!("error: --table {table:?}: expected schema.table");
+        return EXIT_CONFIG;
+    }
+    let Some(runtime) = async_runtime(false) else {
+        return EXIT_RUNTIME;
+    };
+    let sql =
+        sluice_source_postgres::snapshot::incremental::signal_insert(signal_table, table, filter);
+    let result = runtime.block_on(async {
+        let client = config.source.connection.connect_sql().await?;
+        client.batch_execute(&sql).await?;
+        Ok::<_, sluice_source_postgres::SourceError>(())
+    });
+    match result {
+        Ok(()) => {
+            println!("incremental snapshot of {table} requested");
+            EXIT_OK
+        }
+        Err(error) => {
+            eprintln!("error: signalling the snapshot: {}", error_chain(&error));
             EXIT_RUNTIME
         }
     }

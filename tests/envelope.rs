@@ -56,7 +56,7 @@ fn event(op: Op, before: Option<Vec<Value>>, after: Option<Vec<Value>>) -> Chang
             commit_lsn: Lsn(200),
             xid: Some(9),
             commit_time_us: TS,
-            snapshot: false,
+            snapshot: sluice_api::SnapshotFlag::False,
         },
     }
 }

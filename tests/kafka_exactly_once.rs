@@ -39,7 +39,7 @@ fn event(commit_lsn: u64, lsn: u64) -> ChangeEvent {
             commit_lsn: Lsn(commit_lsn),
             xid: Some(7),
             commit_time_us: 0,
-            snapshot: false,
+            snapshot: sluice_api::SnapshotFlag::False,
         },
     }
 }
@@ -54,7 +54,7 @@ fn batch(sequence: u64, events: &[(u64, u64)], checkpoint: Option<u64>) -> Batch
             .iter()
             .enumerate()
             .map(|(i, (c, l))| EncodedRecord {
-                event: i,
+                origin: sluice_api::RecordOrigin::Event(i),
                 topic: Arc::from(TOPIC),
                 key: Some(format!("k{}", l % 3).into_bytes()),
                 value: Some(format!("c{c}-l{l}").into_bytes()),

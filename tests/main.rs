@@ -18,6 +18,7 @@ mod kafka_metadata;
 mod registry;
 #[cfg(feature = "sink-search")]
 mod search;
+mod snapshot;
 mod support;
 #[cfg(any(feature = "sink-postgres", feature = "sink-clickhouse"))]
 mod warehouse;

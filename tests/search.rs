@@ -338,7 +338,11 @@ fn upsert(op: Op, id: i32, status: &str, lsn: u64) -> ChangeEvent {
             commit_lsn: Lsn(lsn + 1),
             xid: Some(1),
             commit_time_us: 0,
-            snapshot: op == Op::Read,
+            snapshot: if op == Op::Read {
+                sluice_api::SnapshotFlag::True
+            } else {
+                sluice_api::SnapshotFlag::False
+            },
         },
     }
 }

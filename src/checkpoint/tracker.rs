@@ -56,6 +56,12 @@ impl AckTracker {
         }
     }
 
+    /// The highest batch sequence every sink has acknowledged: that batch and every batch
+    /// before it are durable everywhere (acks arrive in batch order per sink).
+    pub fn acked_sequence(&self) -> u64 {
+        self.last_sequence.iter().copied().min().unwrap_or(0)
+    }
+
     /// The LSN every sink has durably taken.
     pub fn confirmed(&self) -> Lsn {
         self.confirmed
@@ -106,6 +112,16 @@ mod tests {
         assert_eq!(t.ack(ack(0, 1, Some(50))), Some(Lsn(50)));
         assert_eq!(t.ack(ack(0, 2, Some(40))), None);
         assert_eq!(t.confirmed(), Lsn(50));
+    }
+
+    #[test]
+    fn the_acked_sequence_is_the_minimum_over_sinks() {
+        let mut t = AckTracker::new(2, Lsn(10));
+        t.ack(ack(0, 1, None));
+        t.ack(ack(0, 2, None));
+        assert_eq!(t.acked_sequence(), 0, "sink 1 has acked nothing");
+        t.ack(ack(1, 1, None));
+        assert_eq!(t.acked_sequence(), 1);
     }
 
     #[test]

@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use sluice_api::{Lsn, Sink};
+use sluice_source_postgres::snapshot::{ProgressFigures, SnapshotProgress};
 use sluice_source_postgres::source::{self, BatchLimits, SourceContext};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -50,6 +51,7 @@ pub struct RunningPipeline {
     abort: CancellationToken,
     confirmed: watch::Receiver<Lsn>,
     streaming: watch::Receiver<bool>,
+    snapshot_progress: Arc<SnapshotProgress>,
     source: JoinHandle<anyhow::Result<()>>,
     drivers: Vec<JoinHandle<anyhow::Result<()>>>,
     fanout: JoinHandle<anyhow::Result<()>>,
@@ -73,6 +75,12 @@ impl RunningPipeline {
     /// A receiver that sees every change of the confirmed LSN.
     pub fn confirmed_watch(&self) -> watch::Receiver<Lsn> {
         self.confirmed.clone()
+    }
+
+    /// Live snapshot figures (rows done and estimated, chunks done and total), ready for
+    /// metrics.
+    pub fn snapshot_progress(&self) -> ProgressFigures {
+        self.snapshot_progress.figures()
     }
 
     /// Wait until the source streams from its slot (changes committed from then on are
@@ -218,7 +226,14 @@ pub async fn start(config: Config, extra_sinks: Vec<NamedSink>) -> anyhow::Resul
         }
     };
     let fanout = tokio::spawn(fanout::run(batch_rx, queues, envelope, abort.clone()));
-    let checkpoint = tokio::spawn(checkpoint_task(ack_rx, sink_count, confirmed_tx));
+    let (acked_sequence_tx, acked_sequence_rx) = watch::channel(0);
+    let checkpoint = tokio::spawn(checkpoint_task(
+        ack_rx,
+        sink_count,
+        confirmed_tx,
+        acked_sequence_tx,
+    ));
+    let snapshot_progress = Arc::new(SnapshotProgress::default());
 
     let (streaming_tx, streaming_rx) = watch::channel(false);
     let source_cfg = config.source.clone();
@@ -233,6 +248,8 @@ pub async fn start(config: Config, extra_sinks: Vec<NamedSink>) -> anyhow::Resul
         },
         drain_timeout: config.pipeline.shutdown_timeout,
         streaming: streaming_tx,
+        acked_sequence: acked_sequence_rx,
+        snapshot_progress: snapshot_progress.clone(),
     };
     tokio::spawn(abort_after_stop(
         stop.clone(),
@@ -252,6 +269,7 @@ pub async fn start(config: Config, extra_sinks: Vec<NamedSink>) -> anyhow::Resul
         abort,
         confirmed: confirmed_rx,
         streaming: streaming_rx,
+        snapshot_progress,
         source,
         drivers,
         fanout,
@@ -297,11 +315,13 @@ async fn abort_after_stop(stop: CancellationToken, abort: CancellationToken, aft
     }
 }
 
-/// Turn acks into the confirmed LSN, in order, until every driver is gone.
+/// Turn acks into the confirmed LSN and the acknowledged batch sequence, in order, until every
+/// driver is gone.
 async fn checkpoint_task(
     mut acks: mpsc::UnboundedReceiver<Ack>,
     sink_count: usize,
     confirmed: watch::Sender<Lsn>,
+    acked_sequence: watch::Sender<u64>,
 ) {
     let mut tracker = AckTracker::new(sink_count, Lsn::ZERO);
     while let Some(ack) = acks.recv().await {
@@ -309,6 +329,14 @@ async fn checkpoint_task(
             tracing::trace!(%lsn, "confirmed");
             confirmed.send_replace(lsn);
         }
+        let sequence = tracker.acked_sequence();
+        acked_sequence.send_if_modified(|current| {
+            let advanced = sequence > *current;
+            if advanced {
+                *current = sequence;
+            }
+            advanced
+        });
     }
 }
 

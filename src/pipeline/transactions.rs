@@ -163,7 +163,7 @@ mod tests {
             commit_lsn: Lsn(commit_lsn),
             xid: Some(xid),
             commit_time_us: 1_700_000_000_123_456,
-            snapshot: false,
+            snapshot: sluice_api::SnapshotFlag::False,
         }
     }
 

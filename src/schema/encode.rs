@@ -89,7 +89,7 @@ impl SourceBlock {
         out.extend_from_slice(&self.head);
         write_long(out, commit_us.div_euclid(1000));
         write_long(out, 0); // snapshot: the string branch
-        write_str(out, if position.snapshot { "true" } else { "false" });
+        write_str(out, position.snapshot.as_str());
         out.extend_from_slice(&self.db);
         write_long(out, 1);
         write_str(out, &sequence(event));

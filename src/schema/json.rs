@@ -99,7 +99,7 @@ impl JsonEncoder {
             "connector": "postgresql",
             "name": self.source.server_name,
             "ts_ms": commit_us.div_euclid(1000),
-            "snapshot": if position.snapshot { "true" } else { "false" },
+            "snapshot": position.snapshot.as_str(),
             "db": self.source.database,
             "sequence": format!("[\"{}\",\"{}\"]", position.commit_lsn.as_u64(), position.lsn.as_u64()),
             "ts_us": commit_us,

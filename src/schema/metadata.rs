@@ -375,7 +375,7 @@ mod tests {
                 commit_lsn: Lsn(200),
                 xid: Some(9),
                 commit_time_us: 1_000_000,
-                snapshot: false,
+                snapshot: sluice_api::SnapshotFlag::False,
             },
         };
         let encoder = MessageEncoder::new(&SourceInfo {

@@ -57,7 +57,7 @@ fn insert(table: &TableSchema) -> ChangeEvent {
             commit_lsn: Lsn(20),
             xid: Some(5),
             commit_time_us: 1_000_000,
-            snapshot: false,
+            snapshot: sluice_api::SnapshotFlag::False,
         },
     }
 }

@@ -208,7 +208,7 @@ fn event(op: Op, before: Option<Vec<Value>>, after: Option<Vec<Value>>) -> Chang
             commit_lsn: Lsn(0x0100_0100),
             xid: Some(731),
             commit_time_us: TS,
-            snapshot: false,
+            snapshot: sluice_api::SnapshotFlag::False,
         },
     }
 }

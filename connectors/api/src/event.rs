@@ -112,8 +112,45 @@ pub struct SourcePosition {
     pub xid: Option<u32>,
     /// The commit time, microseconds since the Unix epoch.
     pub commit_time_us: i64,
-    /// True for rows read by a snapshot.
-    pub snapshot: bool,
+    /// Whether (and where in a snapshot) the event was read by a snapshot: Debezium's
+    /// `source.snapshot` values.
+    pub snapshot: SnapshotFlag,
+}
+
+/// Debezium's `source.snapshot` marker (`SnapshotRecord`): `false` for streamed changes; for
+/// rows of an initial snapshot `first` (the snapshot's first row), `first_in_data_collection`
+/// and `last_in_data_collection` (a table's first and last rows), `last` (the snapshot's last
+/// row) and `true` (every other row); `incremental` for rows of an incremental snapshot.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub enum SnapshotFlag {
+    #[default]
+    False,
+    True,
+    First,
+    FirstInDataCollection,
+    LastInDataCollection,
+    Last,
+    Incremental,
+}
+
+impl SnapshotFlag {
+    /// The value written to `source.snapshot`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SnapshotFlag::False => "false",
+            SnapshotFlag::True => "true",
+            SnapshotFlag::First => "first",
+            SnapshotFlag::FirstInDataCollection => "first_in_data_collection",
+            SnapshotFlag::LastInDataCollection => "last_in_data_collection",
+            SnapshotFlag::Last => "last",
+            SnapshotFlag::Incremental => "incremental",
+        }
+    }
+
+    /// True for rows read by any kind of snapshot.
+    pub fn is_snapshot(self) -> bool {
+        self != SnapshotFlag::False
+    }
 }
 
 /// A logical decoding message (`pg_logical_emit_message`).

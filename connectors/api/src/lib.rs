@@ -23,7 +23,7 @@ pub use dead_letter::{
 pub use error::{ErrorClass, SinkError};
 pub use event::{
     Batch, ChangeEvent, Column, EncodedRecord, LogicalMessage, Op, RecordOrigin, ReplicaIdentity,
-    Row, SourcePosition, TableSchema,
+    Row, SnapshotFlag, SourcePosition, TableSchema,
 };
 pub use lsn::{Lsn, LsnParseError};
 pub use secret::Secret;

@@ -40,7 +40,7 @@ pub fn encode_event(event: &ChangeEvent, ctx: &EventContext, now_ms: i64) -> Jso
         "connector": "postgresql",
         "name": ctx.pipeline,
         "ts_ms": pos.commit_time_us.div_euclid(1000),
-        "snapshot": if pos.snapshot { "true" } else { "false" },
+        "snapshot": pos.snapshot.as_str(),
         "db": ctx.database,
         "sequence": format!("[null,\"{}\"]", pos.lsn.as_u64()),
         "schema": table.map(|t| t.schema.as_str()),
@@ -269,7 +269,7 @@ mod tests {
                 commit_lsn: Lsn(0x20),
                 xid: Some(42),
                 commit_time_us: 1_700_000_000_123_456,
-                snapshot: false,
+                snapshot: sluice_api::SnapshotFlag::False,
             },
         };
         let ctx = EventContext {

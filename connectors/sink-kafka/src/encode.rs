@@ -184,7 +184,7 @@ mod tests {
                 commit_lsn: Lsn(lsn + 8),
                 xid,
                 commit_time_us: 0,
-                snapshot: false,
+                snapshot: sluice_api::SnapshotFlag::False,
             },
         }
     }

@@ -97,7 +97,7 @@ mod tests {
                 commit_lsn: Lsn(commit_lsn),
                 xid: Some(1),
                 commit_time_us: 0,
-                snapshot: false,
+                snapshot: sluice_api::SnapshotFlag::False,
             },
         }
     }

@@ -33,6 +33,19 @@ pub const MIN_HEARTBEAT_INTERVAL_MS: u64 = 100;
 pub const DEFAULT_RECONNECT_BACKOFF_INITIAL_MS: u64 = 500;
 /// The longest wait between reconnect attempts.
 pub const DEFAULT_RECONNECT_BACKOFF_MAX_MS: u64 = 30_000;
+/// Rows per snapshot chunk: large enough that per-chunk costs (a range query, a progress
+/// write) vanish against the rows, small enough that a crash re-reads little.
+pub const DEFAULT_SNAPSHOT_CHUNK_ROWS: u64 = 50_000;
+/// Chunks read in parallel, each on its own connection importing the same snapshot (Debezium's
+/// `snapshot.max.threads`). Two keep a decoding core busy while the server reads the next chunk.
+pub const DEFAULT_SNAPSHOT_MAX_THREADS: u64 = 2;
+/// More connections than this would only contend on the server.
+pub const MAX_SNAPSHOT_MAX_THREADS: u64 = 64;
+/// Rows per incremental snapshot chunk (Debezium's `incremental.snapshot.chunk.size`): the
+/// chunk is held in memory between its watermarks.
+pub const DEFAULT_INCREMENTAL_CHUNK_ROWS: u64 = 1024;
+/// Snapshot progress is kept under this directory (relative to the working directory).
+pub const DEFAULT_STATE_DIR: &str = "sluice-state";
 /// PostgreSQL's `NAMEDATALEN - 1`: the longest slot or publication name.
 pub const MAX_NAME_BYTES: usize = 63;
 
@@ -120,6 +133,17 @@ pub struct PostgresSourceConfig {
     pub tables: Vec<String>,
     /// When to snapshot existing rows.
     pub snapshot_mode: SnapshotMode,
+    /// Rows per snapshot chunk (a primary key range, or a page range without a key).
+    pub snapshot_chunk_rows: u64,
+    /// Chunks read in parallel.
+    pub snapshot_max_threads: usize,
+    /// Where snapshot progress is persisted (one file per slot).
+    pub state_dir: PathBuf,
+    /// The signal table (`schema.table`, Debezium's `signal.data.collection`): an
+    /// `execute-snapshot` row written there starts an incremental snapshot. `None`: off.
+    pub signal_table: Option<(String, String)>,
+    /// Rows per incremental snapshot chunk.
+    pub incremental_chunk_rows: u64,
     /// Memory for buffering streamed in-progress transactions before spilling to disk.
     pub stream_buffer_bytes: usize,
     /// Where spill files go (default: the system temp dir).
@@ -181,6 +205,16 @@ pub struct RawPostgresSource {
     pub tables: Option<Vec<String>>,
     /// `initial` (default), `never`, `initial_only`, `always`, `when_needed`.
     pub snapshot_mode: Option<String>,
+    /// Default 50000, at least 1.
+    pub snapshot_chunk_rows: Option<u64>,
+    /// Default 2, 1..=64.
+    pub snapshot_max_threads: Option<u64>,
+    /// Default `sluice-state`.
+    pub state_dir: Option<String>,
+    /// `schema.table`; default none (incremental snapshots off).
+    pub signal_table: Option<String>,
+    /// Default 1024, at least 1.
+    pub incremental_chunk_rows: Option<u64>,
     /// Default 64 MiB, at least 1 MiB.
     pub stream_buffer_bytes: Option<u64>,
     /// Default: the system temp dir.
@@ -289,6 +323,53 @@ pub fn validate(
         &mut problems,
     );
 
+    let snapshot_chunk_rows = raw
+        .snapshot_chunk_rows
+        .unwrap_or(DEFAULT_SNAPSHOT_CHUNK_ROWS);
+    if snapshot_chunk_rows == 0 {
+        problems.push(ConfigProblem::new(
+            key("snapshot_chunk_rows"),
+            "must be at least 1",
+        ));
+    }
+    let snapshot_max_threads = raw
+        .snapshot_max_threads
+        .unwrap_or(DEFAULT_SNAPSHOT_MAX_THREADS);
+    if !(1..=MAX_SNAPSHOT_MAX_THREADS).contains(&snapshot_max_threads) {
+        problems.push(ConfigProblem::new(
+            key("snapshot_max_threads"),
+            format!("must be between 1 and {MAX_SNAPSHOT_MAX_THREADS}, got {snapshot_max_threads}"),
+        ));
+    }
+    let signal_table = match raw.signal_table.as_deref() {
+        None => None,
+        Some(text) => match text.split_once('.') {
+            Some((schema, table))
+                if !schema.is_empty() && !table.is_empty() && !text.contains('*') =>
+            {
+                Some((schema.to_owned(), table.to_owned()))
+            }
+            _ => {
+                problems.push(ConfigProblem::new(
+                    key("signal_table"),
+                    format!("invalid table {text:?}: expected schema.table, e.g. \"public.sluice_signal\""),
+                ));
+                None
+            }
+        },
+    };
+    let incremental_chunk_rows = raw
+        .incremental_chunk_rows
+        .unwrap_or(DEFAULT_INCREMENTAL_CHUNK_ROWS);
+    if incremental_chunk_rows == 0 {
+        problems.push(ConfigProblem::new(
+            key("incremental_chunk_rows"),
+            "must be at least 1",
+        ));
+    }
+    let state_dir = non_empty_path(raw.state_dir, &key("state_dir"), &mut problems)
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
+
     let tables = raw
         .tables
         .unwrap_or_else(|| DEFAULT_TABLES.iter().map(|t| (*t).to_owned()).collect());
@@ -375,6 +456,11 @@ pub fn validate(
                 publication_autocreate,
                 tables,
                 snapshot_mode,
+                snapshot_chunk_rows,
+                snapshot_max_threads: snapshot_max_threads as usize,
+                state_dir,
+                signal_table,
+                incremental_chunk_rows,
                 stream_buffer_bytes,
                 spill_dir,
                 status_interval: Duration::from_millis(status_ms),
@@ -655,6 +741,11 @@ mod tests {
             publication_autocreate: PublicationAutocreate::Filtered,
             tables: patterns(DEFAULT_TABLES),
             snapshot_mode: SnapshotMode::Initial,
+            snapshot_chunk_rows: DEFAULT_SNAPSHOT_CHUNK_ROWS,
+            snapshot_max_threads: 2,
+            state_dir: DEFAULT_STATE_DIR.into(),
+            signal_table: None,
+            incremental_chunk_rows: 1024,
             stream_buffer_bytes: 1 << 20,
             spill_dir: None,
             status_interval: Duration::from_secs(10),

@@ -99,7 +99,7 @@ impl TxnContext {
             commit_lsn: self.commit_lsn,
             xid: Some(self.xid),
             commit_time_us: self.commit_time_us,
-            snapshot: false,
+            snapshot: sluice_api::SnapshotFlag::False,
         }
     }
 }
@@ -418,7 +418,7 @@ fn non_transactional_message(message: DecodingMessage<'_>) -> ChangeEvent {
             commit_lsn: Lsn(message.lsn),
             xid: None,
             commit_time_us: now_us,
-            snapshot: false,
+            snapshot: sluice_api::SnapshotFlag::False,
         },
     }
 }
@@ -530,7 +530,7 @@ mod tests {
                 commit_lsn: Lsn(0x500),
                 xid: Some(700),
                 commit_time_us: UNIX_TIME,
-                snapshot: false
+                snapshot: sluice_api::SnapshotFlag::False
             }
         );
         let commit = feed(&mut d, 0x500, wire::commit(0x500, 0x530, PG_TIME));
@@ -1009,7 +1009,7 @@ mod tests {
                 commit_lsn: Lsn(0x40),
                 xid: Some(800),
                 commit_time_us: UNIX_TIME,
-                snapshot: false
+                snapshot: sluice_api::SnapshotFlag::False
             }
         );
         assert_eq!(

@@ -10,6 +10,7 @@ pub mod decoder;
 pub mod error;
 pub mod ident;
 pub mod pgoutput;
+pub mod snapshot;
 pub mod source;
 pub mod spill;
 pub mod tls;

@@ -20,6 +20,9 @@ pub use setup::{ensure_publication, included_tables, slot_state, SlotState};
 use crate::client::{ReplicationClient, ReplicationMessage, ReplicationStream, StartOptions};
 use crate::config::SnapshotMode;
 use crate::decoder::{Decoded, Decoder, StreamBudget};
+use crate::snapshot::incremental::{self, Incremental, WATERMARK_PREFIX};
+use crate::snapshot::state::SnapshotState;
+use crate::snapshot::{self, Outcome, SnapshotKind, SnapshotProgress, SnapshotRun};
 use crate::toast;
 use crate::types::TypeCatalog;
 use crate::{PostgresSourceConfig, SourceError};
@@ -43,18 +46,16 @@ pub struct SourceContext {
     pub drain_timeout: Duration,
     /// True while a replication stream is open: changes committed from then on are captured.
     pub streaming: watch::Sender<bool>,
+    /// The highest batch sequence every sink has acknowledged (with every batch before it):
+    /// how snapshot chunks learn they are durable.
+    pub acked_sequence: watch::Receiver<u64>,
+    /// Live snapshot figures, shared with whoever reports them.
+    pub snapshot_progress: std::sync::Arc<SnapshotProgress>,
 }
 
 /// Stream changes until stopped. Transient failures reconnect with backoff; the result is an
 /// error only for failures a retry cannot fix.
 pub async fn run(cfg: &PostgresSourceConfig, mut ctx: SourceContext) -> Result<(), SourceError> {
-    if cfg.snapshot_mode != SnapshotMode::Never {
-        tracing::warn!(
-            snapshot_mode = cfg.snapshot_mode.as_str(),
-            "snapshots are not available in this version: capture starts at the slot's position \
-             without reading existing rows (set snapshot_mode = \"never\" to silence this)"
-        );
-    }
     let mut batcher = Batcher::new(ctx.limits);
     let mut backoff = Backoff::new(cfg.reconnect_backoff_initial, cfg.reconnect_backoff_max);
     loop {
@@ -80,6 +81,107 @@ pub async fn run(cfg: &PostgresSourceConfig, mut ctx: SourceContext) -> Result<(
     }
 }
 
+/// Snapshot as the mode says, and find where streaming starts: the slot's position (created
+/// here if missing). `None` when nothing streams now: the snapshot was stopped, or
+/// `initial_only` is done.
+async fn prepare(
+    cfg: &PostgresSourceConfig,
+    ctx: &mut SourceContext,
+    batcher: &mut Batcher,
+    sql: &tokio_postgres::Client,
+    client: &mut ReplicationClient,
+    catalog: &TypeCatalog,
+) -> Result<Option<Lsn>, SourceError> {
+    let state = match cfg.snapshot_mode {
+        SnapshotMode::Never => None,
+        _ => snapshot::state::load(&cfg.state_dir, &cfg.slot)?,
+    };
+    let condition = snapshot::slot_condition(sql, &cfg.slot).await?;
+    let plan = snapshot::decide(cfg.snapshot_mode, condition, state.as_ref());
+    tracing::debug!(?condition, ?plan, "snapshot decision");
+    let (floor, outcome) = match plan.snapshot {
+        Some(SnapshotKind::Exported { drop_slot_first }) => {
+            if drop_slot_first {
+                tracing::warn!(slot = %cfg.slot, "the slot lost WAL it needs; recreating it and snapshotting again");
+                client
+                    .simple_query(&snapshot::drop_slot_command(&cfg.slot))
+                    .await?;
+            }
+            // Saved before the slot exists: a crash right after creating it must not look like
+            // a slot whose snapshot was done.
+            let state = SnapshotState::started(&cfg.slot);
+            snapshot::state::save(&cfg.state_dir, &state)?;
+            let created = client.create_slot(&cfg.slot, true).await?;
+            tracing::info!(slot = %cfg.slot, consistent_point = %created.consistent_point, "created replication slot; snapshotting under its exported snapshot");
+            let floor = created.consistent_point;
+            let run = SnapshotRun {
+                cfg,
+                exported: created.snapshot_name,
+                lsn: floor,
+                state,
+                catalog: catalog.clone(),
+            };
+            (floor, Some(snapshot::run(run, ctx, batcher).await?))
+        }
+        Some(SnapshotKind::Fresh { resume }) => {
+            let state = match state {
+                Some(state) if resume => {
+                    tracing::info!(slot = %cfg.slot, chunks_done = state.done_count(), "resuming an interrupted snapshot under a new snapshot; streaming then replays every change since the slot's position");
+                    state
+                }
+                _ => {
+                    let state = SnapshotState::started(&cfg.slot);
+                    snapshot::state::save(&cfg.state_dir, &state)?;
+                    state
+                }
+            };
+            let floor = match slot_state(sql, &cfg.slot).await? {
+                Some(slot) if plan.stream => {
+                    setup::check_slot(&cfg.slot, &slot)?;
+                    slot.confirmed_flush.unwrap_or(Lsn::ZERO)
+                }
+                _ => current_wal_lsn(sql).await?,
+            };
+            let run = SnapshotRun {
+                cfg,
+                exported: None,
+                lsn: floor,
+                state,
+                catalog: catalog.clone(),
+            };
+            (floor, Some(snapshot::run(run, ctx, batcher).await?))
+        }
+        None if !plan.stream => {
+            tracing::info!(slot = %cfg.slot, "snapshot_mode = \"initial_only\" and the snapshot is complete: nothing to do");
+            (Lsn::ZERO, None)
+        }
+        None => match slot_state(sql, &cfg.slot).await? {
+            Some(state) => {
+                setup::check_slot(&cfg.slot, &state)?;
+                (state.confirmed_flush.unwrap_or(Lsn::ZERO), None)
+            }
+            None => {
+                let created = client.create_slot(&cfg.slot, false).await?;
+                tracing::info!(slot = %cfg.slot, consistent_point = %created.consistent_point, "created replication slot");
+                (created.consistent_point, None)
+            }
+        },
+    };
+    if outcome == Some(Outcome::Stopped) || !plan.stream {
+        return Ok(None);
+    }
+    Ok(Some(floor))
+}
+
+async fn current_wal_lsn(sql: &tokio_postgres::Client) -> Result<Lsn, SourceError> {
+    let text: String = sql
+        .query_one("SELECT pg_current_wal_insert_lsn()::text", &[])
+        .await?
+        .get(0);
+    text.parse()
+        .map_err(|_| SourceError::Protocol(format!("unparsable WAL position {text:?}")))
+}
+
 /// One replication connection's life.
 struct Session<'a> {
     cfg: &'a PostgresSourceConfig,
@@ -87,6 +189,7 @@ struct Session<'a> {
     batcher: &'a mut Batcher,
     stream: ReplicationStream,
     decoder: Decoder,
+    incremental: Incremental,
     sql: tokio_postgres::Client,
     /// The slot's confirmed position when the session started: never report less.
     floor: Lsn,
@@ -102,22 +205,17 @@ impl<'a> Session<'a> {
         backoff: &mut Backoff,
     ) -> Result<(), SourceError> {
         let sql = cfg.connection.connect_sql().await?;
-        ensure_publication(&sql, cfg).await?;
+        let added = ensure_publication(&sql, cfg).await?;
+        incremental::prepare_signal_table(&sql, cfg).await?;
         let mut client = ReplicationClient::connect(&cfg.connection).await?;
         let system = client.identify_system().await?;
-        let floor = match slot_state(&sql, &cfg.slot).await? {
-            Some(state) => {
-                setup::check_slot(&cfg.slot, &state)?;
-                state.confirmed_flush.unwrap_or(Lsn::ZERO)
-            }
-            None => {
-                let created = client.create_slot(&cfg.slot, false).await?;
-                tracing::info!(slot = %cfg.slot, consistent_point = %created.consistent_point, "created replication slot");
-                created.consistent_point
-            }
-        };
-        batcher.resume_at(floor);
         let catalog = TypeCatalog::load(&sql).await?;
+        let sequence_before = batcher.next_sequence();
+        let Some(floor) = prepare(cfg, ctx, batcher, &sql, &mut client, &catalog).await? else {
+            return Ok(());
+        };
+        let snapshotted = batcher.next_sequence() != sequence_before;
+        batcher.resume_at(floor);
         let budget = StreamBudget {
             memory_bytes: cfg.stream_buffer_bytes,
             spill_dir: cfg.spill_dir.clone(),
@@ -146,12 +244,22 @@ impl<'a> Session<'a> {
             ctx,
             batcher,
             stream,
+            incremental: Incremental::new(cfg, catalog.clone()),
             decoder: Decoder::new(catalog, budget),
             sql,
             floor,
             last_status: Instant::now(),
             status_due: true,
         };
+        // Tables newly added to the capture get their existing rows by an incremental snapshot
+        // beside streaming (an initial snapshot just taken already read them).
+        if cfg.snapshot_mode != SnapshotMode::Never && !snapshotted {
+            for (schema, name) in &added {
+                tracing::info!(table = %format!("{schema}.{name}"), "table added to the capture: snapshotting it incrementally");
+                session.incremental.request(schema, name);
+            }
+            session.incremental.start_next().await?;
+        }
         let result = session.stream_loop(backoff).await;
         if let Some(task) = heartbeat {
             task.abort();
@@ -223,27 +331,54 @@ impl<'a> Session<'a> {
     async fn accept(&mut self, decoded: Decoded) -> Result<(), SourceError> {
         let full = match decoded {
             Decoded::Nothing | Decoded::StreamCommitted => false,
-            Decoded::Event(event) => self.push_row_event(event),
+            Decoded::Event(event) => self.row_event(event).await?,
             Decoded::Events(events) => {
                 let mut full = false;
                 for event in events {
-                    full |= self.push_row_event(event);
+                    full |= self.row_event(event).await?;
                 }
                 full
             }
-            Decoded::Message(event) => {
-                let heartbeat = event
-                    .message
-                    .as_ref()
-                    .is_some_and(|m| m.prefix == HEARTBEAT_PREFIX);
-                !heartbeat && self.batcher.push(event)
-            }
+            Decoded::Message(event) => self.row_event(event).await?,
             Decoded::Commit { end_lsn, .. } => self.batcher.complete_up_to(end_lsn),
         };
         if full {
             self.send_batch().await?;
         }
         Ok(())
+    }
+
+    /// A streamed event: a watermark (its chunk's surviving rows are delivered in its place), a
+    /// heartbeat (swallowed), a signal (acted on, not delivered), or a change that also takes
+    /// its key out of an incremental snapshot's open chunk; true when the batch is full.
+    async fn row_event(&mut self, event: sluice_api::ChangeEvent) -> Result<bool, SourceError> {
+        if let Some(message) = &event.message {
+            if message.prefix == WATERMARK_PREFIX {
+                let rows = self
+                    .incremental
+                    .on_watermark(&message.content, event.position.lsn)
+                    .await?;
+                let mut full = false;
+                for row in rows {
+                    full |= self.batcher.push(row);
+                }
+                return Ok(full);
+            }
+            return Ok(message.prefix != HEARTBEAT_PREFIX && self.batcher.push(event));
+        }
+        let signal = event
+            .table
+            .as_deref()
+            .is_some_and(|t| self.incremental.is_signal_table(&t.schema, &t.name));
+        if signal {
+            if event.op == sluice_api::Op::Create {
+                self.incremental.on_signal(&event);
+                self.incremental.start_next().await?;
+            }
+            return Ok(false);
+        }
+        self.incremental.observe(&event);
+        Ok(self.push_row_event(event))
     }
 
     /// Add a row event of an included table; true when the batch is full. Publications that

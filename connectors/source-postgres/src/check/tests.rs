@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use super::test_cluster::TestCluster;
 use super::*;
-use crate::config::{PublicationAutocreate, SnapshotMode};
+use crate::config::{
+    PublicationAutocreate, SnapshotMode, DEFAULT_SNAPSHOT_CHUNK_ROWS, DEFAULT_STATE_DIR,
+};
 use crate::{ConnectionConfig, SslMode};
 
 fn source_config(cluster: &TestCluster, user: &str, slot: &str) -> PostgresSourceConfig {
@@ -26,6 +28,11 @@ fn source_config(cluster: &TestCluster, user: &str, slot: &str) -> PostgresSourc
         publication_autocreate: PublicationAutocreate::Filtered,
         tables: vec!["public.*".into()],
         snapshot_mode: SnapshotMode::Initial,
+        snapshot_chunk_rows: DEFAULT_SNAPSHOT_CHUNK_ROWS,
+        snapshot_max_threads: 2,
+        state_dir: DEFAULT_STATE_DIR.into(),
+        signal_table: None,
+        incremental_chunk_rows: 1024,
         stream_buffer_bytes: 64 << 20,
         spill_dir: None,
         status_interval: Duration::from_secs(10),

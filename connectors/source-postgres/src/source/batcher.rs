@@ -95,6 +95,25 @@ impl Batcher {
         Some(batch)
     }
 
+    /// The sequence number the next batch gets.
+    pub fn next_sequence(&self) -> u64 {
+        self.next_sequence
+    }
+
+    /// A batch of snapshot rows, next in the sequence. Snapshot batches carry no checkpoint:
+    /// the confirmed position stays at the slot's until streaming moves it.
+    pub fn snapshot_batch(&mut self, events: Vec<ChangeEvent>) -> Batch {
+        debug_assert!(self.is_empty(), "snapshots run before streaming");
+        let batch = Batch {
+            sequence: self.next_sequence,
+            events,
+            checkpoint: None,
+            records: Vec::new(),
+        };
+        self.next_sequence += 1;
+        batch
+    }
+
     /// Drop what was not sent (the connection was lost: the server sends it again from
     /// [`Batcher::sent_checkpoint`]).
     pub fn discard_unsent(&mut self) {

@@ -41,10 +41,11 @@ pub async fn included_tables(
 }
 
 /// Make sure the publication exists (and, when sluice manages it, covers every included table).
+/// Returns the tables added to an existing publication: tables newly added to the capture.
 pub async fn ensure_publication(
     client: &Client,
     cfg: &PostgresSourceConfig,
-) -> Result<(), SourceError> {
+) -> Result<Vec<(String, String)>, SourceError> {
     let name = &cfg.publication;
     let existing = client
         .query_opt(
@@ -63,7 +64,7 @@ pub async fn ensure_publication(
                 .batch_execute(&format!("CREATE PUBLICATION {quoted} FOR ALL TABLES"))
                 .await?;
             tracing::info!(publication = %name, "created publication for all tables");
-            Ok(())
+            Ok(Vec::new())
         }
         (None, PublicationAutocreate::Filtered) => {
             let tables = included_tables(client, &cfg.tables).await?;
@@ -78,7 +79,7 @@ pub async fn ensure_publication(
                 .batch_execute(&format!("CREATE PUBLICATION {quoted} FOR TABLE {list}"))
                 .await?;
             tracing::info!(publication = %name, tables = tables.len(), "created publication");
-            Ok(())
+            Ok(Vec::new())
         }
         (Some(row), PublicationAutocreate::Filtered) if !row.get::<_, bool>(0) => {
             let published = client
@@ -98,9 +99,9 @@ pub async fn ensure_publication(
                     .await?;
                 tracing::info!(publication = %name, added = missing.len(), "added tables to publication");
             }
-            Ok(())
+            Ok(missing)
         }
-        (Some(_), _) => Ok(()),
+        (Some(_), _) => Ok(Vec::new()),
     }
 }
 
