@@ -317,11 +317,18 @@ fn batch(events: Vec<ChangeEvent>) -> Batch {
     }
 }
 
+/// The dead letters in `path`, each with its `key` (the row's key columns as JSON text) parsed
+/// back into a JSON object.
 fn dead_letters(path: &std::path::Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(path)
         .unwrap_or_default()
         .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
+        .map(|l| {
+            let mut letter: serde_json::Value = serde_json::from_str(l).unwrap();
+            let key = letter["key"].as_str().expect("a key").to_owned();
+            letter["key"] = serde_json::from_str(&key).unwrap();
+            letter
+        })
         .collect()
 }
 

@@ -4,8 +4,9 @@ client, with the registry's AvroDeserializer for keys and values.
 usage: consume_kafka.py BOOTSTRAP REGISTRY_URL EXPECTED_COUNT TIMEOUT_S TOPIC [TOPIC...]
 Polls from the earliest offset with a fresh group until EXPECTED_COUNT records arrived or the
 timeout passed (the broker's high watermark is not trusted: records are counted), then goes on
-until the topics have been quiet for 2 seconds, so that a late duplicate or an extra
-record is caught rather than left unread, then prints
+until the topics have been quiet for 2 seconds (at most 6 seconds in all, for topics that never
+go quiet, such as heartbeats), so that a late duplicate or an extra record is caught rather
+than left unread, then prints
 one JSON object per record, in consumption order:
 {"topic", "partition", "offset", "key", "value" (null for a tombstone), "headers": {name: text}}.
 """
@@ -40,6 +41,7 @@ def main():
     deadline = time.monotonic() + timeout
     quiet = 2.0
     quiet_until = None
+    drain_until = None
     try:
         while time.monotonic() < (deadline if quiet_until is None else quiet_until):
             msg = consumer.poll(0.2)
@@ -69,7 +71,10 @@ def main():
                 }
             )
             if len(out) >= expected:
-                quiet_until = time.monotonic() + quiet
+                now = time.monotonic()
+                if drain_until is None:
+                    drain_until = now + 3 * quiet
+                quiet_until = min(now + quiet, drain_until)
     finally:
         consumer.close()
     for record in out:
