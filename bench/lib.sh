@@ -1,6 +1,10 @@
-# lib.sh -- what the benchmark scripts share; sourced by bench/*.sh after their own settings
-# (it starts nothing by itself). The scripts keep their environment variables; this file reads
-# PGBIN, SLUICE_BIN, CARGO_TARGET_DIR, PORT, RUN_AS, TIMEOUT_S (default 1800 s) and RUST_LOG.
+# lib.sh -- what the benchmark scripts share; sourced by bench/*.sh right after
+# `set -euo pipefail`; it defines functions and defaults and starts nothing by itself. It reads
+# the environment variables PGBIN, SLUICE_BIN, CARGO_TARGET_DIR, PORT, RUN_AS, TIMEOUT_S
+# (default 1800 s) and RUST_LOG, as the scripts' headers describe them.
+#
+# Hooks a script may define: bench_cleanup_extra (stop its own servers on exit) and
+# bench_workload_step PART (runs after each part of the workload).
 #
 #   ROOT                          the repository (the folder above bench/)
 #   bench_sizes DEFAULT_N         the workload's sizes: N (from $N or DEFAULT_N), BATCH (from
