@@ -115,7 +115,7 @@ async fn a_wrong_password_stops_the_pipeline_without_showing_the_password() {
 }
 
 /// A self-signed certificate for 127.0.0.1, readable by the server's OS user.
-fn make_certificate(dir: &Path) {
+pub(crate) fn make_certificate(dir: &Path) {
     let status = Command::new("openssl")
         .args([
             "req",

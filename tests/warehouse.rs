@@ -376,6 +376,64 @@ mod postgres {
     }
 
     #[tokio::test]
+    async fn a_target_that_only_accepts_tls_is_written_over_verify_full() {
+        use crate::support::{PasswordEncryption, ThrowawayOptions, ThrowawayUser};
+        let certs = tempfile::tempdir().unwrap();
+        crate::auth::make_certificate(certs.path());
+        let options = ThrowawayOptions {
+            extra_conf: vec![
+                "ssl = on".into(),
+                format!(
+                    "ssl_cert_file = '{}'",
+                    certs.path().join("server.crt").display()
+                ),
+                format!(
+                    "ssl_key_file = '{}'",
+                    certs.path().join("server.key").display()
+                ),
+            ],
+            // `hostssl` only: a plain connection of this user is refused.
+            extra_hba: vec![
+                "hostssl all tls_writer 127.0.0.1/32 scram-sha-256".into(),
+                "host all tls_writer 127.0.0.1/32 reject".into(),
+            ],
+            users: vec![ThrowawayUser::new("tls_writer")
+                .with_password("tls-writer-secret", PasswordEncryption::Scram)
+                .superuser()],
+        };
+        let target = ThrowawayPostgres::start(options).await.unwrap();
+        let root = certs.path().join("server.crt");
+        let url = |query: &str| {
+            format!(
+                "postgres://tls_writer:tls-writer-secret@127.0.0.1:{}/{DEFAULT_DATABASE}?{query}",
+                target.port()
+            )
+        };
+        let sink_for = |query: &str| {
+            let text = format!("connection = \"{}\"", url(query));
+            let raw: RawPostgresSinkConfig =
+                sluice_api::from_toml(toml::Value::Table(toml::from_str(&text).unwrap()), "sink")
+                    .unwrap();
+            PostgresSink::new("warehouse", &raw.validate("sink").unwrap())
+        };
+        let mut plain = sink_for("sslmode=disable");
+        let refused = plain
+            .write(&batch(vec![change(Op::Create, 10, 1, Some(1))]))
+            .await
+            .unwrap_err();
+        assert!(
+            !refused.message.contains("tls-writer-secret"),
+            "the password leaked into: {refused}"
+        );
+        let verify = format!("sslmode=verify-full&sslrootcert={}", root.display());
+        let mut sink = sink_for(&verify);
+        sink.write(&batch(vec![change(Op::Create, 10, 1, Some(1))]))
+            .await
+            .unwrap();
+        assert_eq!(target_rows(&target).await, [(1, Some(1), false)]);
+    }
+
+    #[tokio::test]
     async fn an_older_change_never_overwrites_a_newer_one_nor_undoes_a_hard_delete() {
         let target = support::start_postgres().await;
         let mut sink = sink(&target, "");
