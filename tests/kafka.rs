@@ -35,28 +35,9 @@ fn kafka_config(
         .unwrap_or_else(|p| panic!("{p}"))
 }
 
-/// Everything on `topics`, read by Confluent's consumer until `expected` records arrived.
+/// Everything on the test topic, read by Confluent's consumer until `expected` records arrived.
 async fn consume(kafka: &ThrowawayKafka, registry: &str, expected: usize) -> Vec<Json> {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/consume_kafka.py");
-    let output = tokio::process::Command::new("python3")
-        .arg(script)
-        .arg(kafka.bootstrap())
-        .arg(registry)
-        .arg(expected.to_string())
-        .arg("60")
-        .arg(TOPIC)
-        .output()
-        .await
-        .expect("run python3 (.ci/run installs confluent-kafka)");
-    assert!(
-        output.status.success(),
-        "consumer failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("consumer prints json"))
-        .collect()
+    kafka.read_records(registry, expected, &[TOPIC]).await
 }
 
 /// What a record should look like, derived from the event it encodes.

@@ -44,7 +44,7 @@ async fn consume(
     expected: usize,
     topics: &[&str],
 ) -> Vec<Json> {
-    let records = read_records(kafka, registry, expected, topics).await;
+    let records = kafka.read_records(registry, expected, topics).await;
     assert_eq!(
         records.len(),
         expected,
@@ -52,35 +52,6 @@ async fn consume(
         kafka.log()
     );
     records
-}
-
-/// The records the Python consumer read from `topics`, once it saw `expected` and drained.
-async fn read_records(
-    kafka: &ThrowawayKafka,
-    registry: &str,
-    expected: usize,
-    topics: &[&str],
-) -> Vec<Json> {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/consume_kafka.py");
-    let output = tokio::process::Command::new("python3")
-        .arg(script)
-        .arg(kafka.bootstrap())
-        .arg(registry)
-        .arg(expected.to_string())
-        .arg("60")
-        .args(topics)
-        .output()
-        .await
-        .expect("run python3 (.ci/run installs confluent-kafka)");
-    assert!(
-        output.status.success(),
-        "consumer failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("consumer prints json"))
-        .collect()
 }
 
 /// At least `expected` records of `topics`, and whatever else arrives while the consumer
@@ -91,7 +62,7 @@ async fn consume_at_least(
     expected: usize,
     topics: &[&str],
 ) -> Vec<Json> {
-    let records = read_records(kafka, registry, expected, topics).await;
+    let records = kafka.read_records(registry, expected, topics).await;
     assert!(
         records.len() >= expected,
         "records on {topics:?}: {records:#?}\nbroker log:\n{}",

@@ -96,6 +96,37 @@ impl ThrowawayKafka {
     }
 
     /// What the broker printed so far, for failure messages.
+    /// The records on `topics` as Confluent's Python consumer reads them (registry Avro
+    /// deserializer), once it has seen `expected` and drained what follows; one JSON object per
+    /// record, in consumption order (see `tests/python/consume_kafka.py`).
+    pub async fn read_records(
+        &self,
+        registry: &str,
+        expected: usize,
+        topics: &[&str],
+    ) -> Vec<serde_json::Value> {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/consume_kafka.py");
+        let output = tokio::process::Command::new("python3")
+            .arg(script)
+            .arg(self.bootstrap())
+            .arg(registry)
+            .arg(expected.to_string())
+            .arg("60")
+            .args(topics)
+            .output()
+            .await
+            .expect("run python3 (.ci/run installs confluent-kafka)");
+        assert!(
+            output.status.success(),
+            "consumer failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("consumer prints json"))
+            .collect()
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.log.path()).unwrap_or_default()
     }
