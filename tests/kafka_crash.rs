@@ -158,18 +158,7 @@ async fn crash_and_recover(extra_sink: &str, isolation: &str) -> (Vec<Json>, BTr
     daemon.kill();
     let first_stderr = daemon.stderr();
     drop(daemon);
-    support::wait_until("the killed daemon's slot is released", WAIT, || async {
-        client
-            .query_opt(
-                "SELECT 1 FROM pg_replication_slots WHERE slot_name = $1 AND NOT active",
-                &[&SLOT],
-            )
-            .await
-            .ok()
-            .flatten()
-            .is_some()
-    })
-    .await;
+    support::wait_slot_released(&client, SLOT, WAIT).await;
 
     let mut daemon = SluiceProcess::spawn(&args, &[("RUST_LOG", "info")]);
     writer.await.unwrap();

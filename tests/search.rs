@@ -124,18 +124,7 @@ async fn after_a_crash_and_redelivery_the_index_holds_exactly_the_tables_latest_
     daemon.kill();
     drop(daemon);
     let client = pg.client(DEFAULT_DATABASE).await.unwrap();
-    support::wait_until("the killed daemon's slot is released", WAIT, || async {
-        client
-            .query_opt(
-                "SELECT 1 FROM pg_replication_slots WHERE slot_name = $1 AND NOT active",
-                &[&SLOT],
-            )
-            .await
-            .ok()
-            .flatten()
-            .is_some()
-    })
-    .await;
+    support::wait_slot_released(&client, SLOT, WAIT).await;
     let confirmed_at_kill = support::slot_confirmed_flush_lsn(&client, SLOT)
         .await
         .unwrap();

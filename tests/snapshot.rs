@@ -423,18 +423,7 @@ async fn a_daemon_killed_mid_snapshot_resumes_at_the_next_chunk() {
         "the snapshot ended before the kill: {stderr}"
     );
     let client = pg.client(DEFAULT_DATABASE).await.unwrap();
-    support::wait_until("the killed daemon's slot is released", WAIT, || async {
-        client
-            .query_opt(
-                "SELECT 1 FROM pg_replication_slots WHERE slot_name = $1 AND NOT active",
-                &[&SLOT],
-            )
-            .await
-            .ok()
-            .flatten()
-            .is_some()
-    })
-    .await;
+    support::wait_slot_released(&client, SLOT, WAIT).await;
     // A change while the daemon is down: streamed after the resumed snapshot.
     pg.execute("UPDATE items SET v = 7 WHERE id = 1")
         .await

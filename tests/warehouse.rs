@@ -229,18 +229,7 @@ async fn crash_workload_reaches_equality(pg: &ThrowawayPostgres, sink: &str, tar
     daemon.kill();
     drop(daemon);
     let client = pg.client(DEFAULT_DATABASE).await.unwrap();
-    support::wait_until("the killed daemon's slot is released", WAIT, || async {
-        client
-            .query_opt(
-                "SELECT 1 FROM pg_replication_slots WHERE slot_name = $1 AND NOT active",
-                &[&SLOT],
-            )
-            .await
-            .ok()
-            .flatten()
-            .is_some()
-    })
-    .await;
+    support::wait_slot_released(&client, SLOT, WAIT).await;
 
     let mut daemon = SluiceProcess::spawn(&args, &[]);
     harness::wait_streaming(pg).await;

@@ -97,6 +97,23 @@ pub async fn wait_slot_confirmed(
     .await;
 }
 
+/// Wait until `slot` exists and no walsender holds it (a killed daemon's connection is gone),
+/// so a restarted daemon can take it.
+pub async fn wait_slot_released(client: &Client, slot: &str, timeout: Duration) {
+    wait_until("the killed daemon's slot is released", timeout, || async {
+        client
+            .query_opt(
+                "SELECT 1 FROM pg_replication_slots WHERE slot_name = $1 AND NOT active",
+                &[&slot],
+            )
+            .await
+            .ok()
+            .flatten()
+            .is_some()
+    })
+    .await;
+}
+
 /// WAL bytes the slot holds back on the server (current WAL position minus `restart_lsn`);
 /// None if the slot does not exist.
 pub async fn slot_retained_wal_bytes(client: &Client, slot: &str) -> Option<i64> {
