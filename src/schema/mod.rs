@@ -17,7 +17,7 @@ mod options;
 mod registry_client;
 mod representation;
 mod temporal;
-mod text;
+
 mod topics;
 
 pub use avro_schema::{
@@ -40,7 +40,7 @@ pub use options::{
 pub use registry_client::{
     Compatibility, RegistryClient, RegistryClientConfig, RegistryError, SubjectNameStrategy,
 };
-pub use text::pg_text;
+pub use sluice_api::pg_text;
 pub use topics::{
     anchored_regex, is_valid_topic, Placement, TopicOptions, TopicRoute, DEFAULT_KEY_FIELD_NAME,
     DEFAULT_MESSAGE_TOPIC_SUFFIX, DEFAULT_TOPIC_HEARTBEAT_PREFIX, DEFAULT_TOPIC_TRANSACTION,

@@ -9,7 +9,7 @@ use sluice_api::{Decimal, Infinite, Value};
 
 use super::column_type::StringKind;
 use super::temporal;
-use super::text::{numeric_text, pg_text, uuid_text};
+use sluice_api::pg_text::{numeric_text, pg_text, uuid_text};
 
 /// Debezium's `ZonedTimestamp` text for PostgreSQL's infinities.
 const POSITIVE_INFINITY_TEXT: &str = "infinity";

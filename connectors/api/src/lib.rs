@@ -3,12 +3,13 @@
 //! position, and the [`Sink`] trait every destination implements.
 
 mod backoff;
-mod calendar;
+pub mod calendar;
 mod config;
 mod dead_letter;
 mod error;
 mod event;
 mod lsn;
+pub mod pg_text;
 mod secret;
 mod sink;
 mod value;
@@ -26,6 +27,7 @@ pub use event::{
     Row, SnapshotFlag, SourcePosition, TableSchema,
 };
 pub use lsn::{Lsn, LsnParseError};
+pub use pg_text::pg_text;
 pub use secret::Secret;
 pub use sink::Sink;
 pub use value::{

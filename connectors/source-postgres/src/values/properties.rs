@@ -2,7 +2,7 @@
 //! to the same value, and no text or byte string ever makes a decoder panic.
 
 use proptest::prelude::*;
-use sluice_api::{Decimal, Infinite, Numeric, PgInterval, Value};
+use sluice_api::{civil_from_days, Decimal, Infinite, Numeric, PgInterval, Value};
 
 use super::{decode_binary, decode_text, test_catalog};
 
@@ -11,25 +11,6 @@ const MICROS_PER_DAY: i64 = 86_400_000_000;
 const FIRST_DAY: i64 = -2_440_222;
 /// `5874897-12-31`, the last date.
 const LAST_DAY: i64 = 2_145_042_905;
-
-/// Proleptic Gregorian (astronomical year, month, day) of a day count since 1970-01-01.
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let day_of_era = z - era * 146_097;
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_from_march = (5 * day_of_year + 2) / 153;
-    let day = (day_of_year - (153 * month_from_march + 2) / 5 + 1) as u32;
-    let month = if month_from_march < 10 {
-        month_from_march + 3
-    } else {
-        month_from_march - 9
-    } as u32;
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
 
 /// `YYYY-MM-DD` and whether the era suffix ` BC` is due.
 fn render_date(days: i64) -> (String, bool) {

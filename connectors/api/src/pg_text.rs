@@ -4,9 +4,8 @@
 
 use std::fmt::Write as _;
 
-use sluice_api::{Geometry, Infinite, Numeric, RangeValue, Value};
-
-use super::temporal;
+use crate::calendar as temporal;
+use crate::{Geometry, Infinite, Numeric, RangeValue, Value};
 
 /// Append the PostgreSQL text form of `value` to `out`. `Null` and unchanged TOAST values have
 /// no text form and append nothing.
@@ -17,7 +16,7 @@ pub fn push_pg_text(out: &mut String, value: &Value) {
         Value::Int16(v) => push_display(out, v),
         Value::Int32(v) => push_display(out, v),
         Value::Int64(v) => push_display(out, v),
-        Value::Float32(v) => push_float(out, f64::from(*v)),
+        Value::Float32(v) => push_float(out, *v),
         Value::Float64(v) => push_float(out, *v),
         Value::Numeric(n) => out.push_str(numeric_text(n)),
         Value::Money(d) => out.push_str(d.as_str()),
@@ -110,11 +109,14 @@ fn push_display(out: &mut String, v: impl std::fmt::Display) {
     let _ = write!(out, "{v}");
 }
 
-fn push_float(out: &mut String, v: f64) {
-    if v.is_nan() {
+/// Shortest round-trip digits of the value's own width (a `real` prints as `0.1`, not as the
+/// widened double), with PostgreSQL's spelling of the special values.
+fn push_float<F: Into<f64> + Copy + std::fmt::Display>(out: &mut String, v: F) {
+    let wide: f64 = v.into();
+    if wide.is_nan() {
         out.push_str("NaN");
-    } else if v.is_infinite() {
-        out.push_str(if v > 0.0 { "Infinity" } else { "-Infinity" });
+    } else if wide.is_infinite() {
+        out.push_str(if wide > 0.0 { "Infinity" } else { "-Infinity" });
     } else {
         push_display(out, v);
     }
