@@ -2,6 +2,7 @@
 
 mod auth;
 mod capture;
+mod compose;
 mod daemon;
 mod delivery;
 mod envelope;
