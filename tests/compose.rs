@@ -104,9 +104,7 @@ fn bind_mounts(service: &Yaml) -> Vec<(String, String)> {
                 let source = parts.next()?.to_owned();
                 let target = parts.next()?.to_owned();
                 // A named volume is no file of the repository.
-                source
-                    .starts_with(['.', '/'])
-                    .then_some((source, target))
+                source.starts_with(['.', '/']).then_some((source, target))
             }
             long => (long["type"].as_str() == Some("bind")).then(|| {
                 let source = long["source"].as_str().expect("bind source").to_owned();
@@ -213,7 +211,10 @@ fn every_compose_service_runs_a_pinned_image_or_a_dockerfile_of_the_repository()
         let image = service["image"]
             .as_str()
             .unwrap_or_else(|| panic!("{name} has neither image nor build"));
-        let tag = image.rsplit('/').next().and_then(|last| last.split_once(':'));
+        let tag = image
+            .rsplit('/')
+            .next()
+            .and_then(|last| last.split_once(':'));
         match tag {
             Some((_, tag)) => assert!(
                 !tag.is_empty() && tag != "latest",
@@ -234,7 +235,10 @@ fn compose_host_ports_are_valid_and_unique() {
             }
         }
     }
-    assert!(seen.contains_key(&5432), "the source PostgreSQL is reachable");
+    assert!(
+        seen.contains_key(&5432),
+        "the source PostgreSQL is reachable"
+    );
 }
 
 #[test]
@@ -278,7 +282,13 @@ fn the_compose_profiles_add_the_full_pipeline_and_monitoring_to_the_default_serv
     for (profile, needed) in [
         (
             "full",
-            &["kafka", "registry", "opensearch", "warehouse", "sluice-full"][..],
+            &[
+                "kafka",
+                "registry",
+                "opensearch",
+                "warehouse",
+                "sluice-full",
+            ][..],
         ),
         ("monitoring", &["prometheus", "grafana"][..]),
     ] {
@@ -346,7 +356,12 @@ fn the_sluice_configs_of_the_compose_demo_pass_the_config_loader() {
         let file = repo_file_for(&service, &container_path);
         // The full pipeline needs the sinks the image is built with.
         let full = file.ends_with("sluice-full.toml");
-        if full && !cfg!(all(feature = "sink-kafka", feature = "sink-search", feature = "sink-postgres"))
+        if full
+            && !cfg!(all(
+                feature = "sink-kafka",
+                feature = "sink-search",
+                feature = "sink-postgres"
+            ))
         {
             eprintln!("{name}: skipped, this build lacks the kafka, search or postgres sink");
             continue;
@@ -377,7 +392,10 @@ fn prometheus_scrapes_every_sluice_pipeline_on_its_http_port() {
         .expect("prometheus.yml is mounted");
     let config = yaml_file(&repo().join(source));
     let mut targets = BTreeSet::new();
-    for job in config["scrape_configs"].as_sequence().expect("scrape_configs") {
+    for job in config["scrape_configs"]
+        .as_sequence()
+        .expect("scrape_configs")
+    {
         for group in job["static_configs"].as_sequence().expect("static_configs") {
             targets.extend(strings(&group["targets"]));
         }
@@ -435,7 +453,11 @@ fn grafana_is_provisioned_with_prometheus_and_the_mounted_dashboards() {
         .map(|e| e.expect("entry").path())
         .filter(|p| p.extension().is_some_and(|e| e == "json"))
         .collect();
-    assert!(!json_files.is_empty(), "no dashboard in {}", dashboards.display());
+    assert!(
+        !json_files.is_empty(),
+        "no dashboard in {}",
+        dashboards.display()
+    );
     let uid = source["uid"].as_str().expect("datasource uid");
     for file in json_files {
         let dashboard: Json = serde_json::from_str(&read(&file)).expect("dashboard JSON");

@@ -5,6 +5,7 @@ mod capture;
 mod compose;
 mod daemon;
 mod delivery;
+mod demo;
 mod envelope;
 mod evolution;
 mod harness;

@@ -62,7 +62,11 @@ impl<'de> de::Deserializer<'de> for FieldRecorder<'_> {
 fn fields_of<T: DeserializeOwned>() -> &'static [&'static str] {
     let mut fields: &'static [&'static str] = &[];
     let _ = T::deserialize(FieldRecorder(&mut fields));
-    assert!(!fields.is_empty(), "{} is not a struct", std::any::type_name::<T>());
+    assert!(
+        !fields.is_empty(),
+        "{} is not a struct",
+        std::any::type_name::<T>()
+    );
     fields
 }
 
@@ -109,7 +113,9 @@ fn blocks(text: &str) -> Vec<(String, Block)> {
         if let Some(name) = header(line) {
             out.push((name.to_owned(), Block::default()));
         } else if let (Some(key), Some((_, block))) = (key(line), out.last_mut()) {
-            block.keys.insert(key.to_owned(), uncommented(line).to_owned());
+            block
+                .keys
+                .insert(key.to_owned(), uncommented(line).to_owned());
         }
     }
     out
@@ -134,15 +140,12 @@ fn sink_blocks(blocks: &[(String, Block)]) -> BTreeMap<String, &Block> {
 
 /// Every field of `fields` missing from `block`, as `where.field`. A field is documented by its
 /// own key line, or by a `[where.field]` / `[[where.field]]` block of its own.
-fn missing(
-    blocks: &[(String, Block)],
-    block: &Block,
-    at: &str,
-    fields: &[&str],
-) -> Vec<String> {
+fn missing(blocks: &[(String, Block)], block: &Block, at: &str, fields: &[&str]) -> Vec<String> {
     fields
         .iter()
-        .filter(|f| !block.keys.contains_key(**f) && section(blocks, &format!("{at}.{f}")).is_none())
+        .filter(|f| {
+            !block.keys.contains_key(**f) && section(blocks, &format!("{at}.{f}")).is_none()
+        })
         .map(|f| format!("{at}.{f}"))
         .collect()
 }
@@ -150,7 +153,11 @@ fn missing(
 /// The fields of an inline table (`dead_letter = { type = "file", path = "x" }`) missing from
 /// its line in `block`.
 fn missing_inline(block: &Block, at: &str, table: &str, fields: &[&str]) -> Vec<String> {
-    let line = block.keys.get(table).map(String::as_str).unwrap_or_default();
+    let line = block
+        .keys
+        .get(table)
+        .map(String::as_str)
+        .unwrap_or_default();
     fields
         .iter()
         .filter(|f| !line.contains(&format!("{{ {f} =")) && !line.contains(&format!(", {f} =")))
@@ -180,11 +187,20 @@ fn sink_connectors() -> Vec<(&'static str, &'static [&'static str])> {
         #[cfg(feature = "sink-file")]
         ("file", fields_of::<sluice_sink_file::RawFileSinkConfig>()),
         #[cfg(feature = "sink-memory")]
-        ("memory", fields_of::<sluice_sink_memory::RawMemorySinkConfig>()),
+        (
+            "memory",
+            fields_of::<sluice_sink_memory::RawMemorySinkConfig>(),
+        ),
         #[cfg(feature = "sink-kafka")]
-        ("kafka", fields_of::<sluice_sink_kafka::RawKafkaSinkConfig>()),
+        (
+            "kafka",
+            fields_of::<sluice_sink_kafka::RawKafkaSinkConfig>(),
+        ),
         #[cfg(feature = "sink-search")]
-        ("search", fields_of::<sluice_sink_search::RawSearchSinkConfig>()),
+        (
+            "search",
+            fields_of::<sluice_sink_search::RawSearchSinkConfig>(),
+        ),
         #[cfg(feature = "sink-postgres")]
         (
             "postgres",
@@ -269,7 +285,12 @@ fn the_documentation_check_notices_a_missing_key() {
     let blocks = blocks(text);
     let pipeline = section(&blocks, "pipeline").expect("a pipeline block");
     assert_eq!(
-        missing(&blocks, pipeline, "pipeline", &["name", "max_batch_events", "shutdown_timeout_ms"]),
+        missing(
+            &blocks,
+            pipeline,
+            "pipeline",
+            &["name", "max_batch_events", "shutdown_timeout_ms"]
+        ),
         ["pipeline.shutdown_timeout_ms"]
     );
     let sinks = sink_blocks(&blocks);
@@ -277,5 +298,8 @@ fn the_documentation_check_notices_a_missing_key() {
         missing(&blocks, sinks["file"], "sink", &["path", "fsync"]),
         ["sink.fsync"]
     );
-    assert_eq!(fields_of::<sluice_api::RawDeadLetterConfig>(), ["type", "path"]);
+    assert_eq!(
+        fields_of::<sluice_api::RawDeadLetterConfig>(),
+        ["type", "path"]
+    );
 }
