@@ -247,25 +247,6 @@ async fn a_million_row_transaction_streams_through_with_memory_bounded_by_the_bu
 }
 
 #[tokio::test]
-async fn the_readme_demo_prints_the_five_changes_as_json_lines() {
-    let mut demo = SluiceProcess::spawn(&["demo"], &[]);
-    let status = demo.wait_exit(Duration::from_secs(120)).await;
-    assert!(status.success(), "{}", demo.stderr());
-    let events: Vec<serde_json::Value> = demo
-        .stdout()
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("a JSON line"))
-        .collect();
-    let ops: Vec<&str> = events.iter().filter_map(|e| e["op"].as_str()).collect();
-    assert_eq!(ops, ["c", "c", "c", "u", "d"]);
-    assert_eq!(events[0]["after"]["customer"], "ada");
-    assert_eq!(events[0]["after"]["amount"], "42.50");
-    assert_eq!(events[3]["after"]["status"], "shipped");
-    assert_eq!(events[4]["before"]["id"], 3);
-    assert_eq!(events[0]["source"]["table"], "orders");
-}
-
-#[tokio::test]
 async fn check_names_what_to_change_and_exits_with_the_check_code() {
     let options = ThrowawayOptions {
         extra_conf: vec!["wal_level = replica".into()],

@@ -2,8 +2,10 @@
 
 mod auth;
 mod capture;
+mod compose;
 mod daemon;
 mod delivery;
+mod demo;
 mod envelope;
 mod evolution;
 mod harness;

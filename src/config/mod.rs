@@ -238,4 +238,6 @@ fn parse_document(text: &str) -> Result<Table, SyntaxError> {
 }
 
 #[cfg(test)]
+mod documented;
+#[cfg(test)]
 mod tests;

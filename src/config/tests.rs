@@ -207,11 +207,3 @@ fn loading_distinguishes_unreadable_files_from_syntax_errors() {
         other => panic!("expected a syntax error, got {other}"),
     }
 }
-
-#[test]
-fn the_docker_demo_config_parses() {
-    let text = include_str!("../../docker/sluice.toml");
-    let cfg = Config::from_toml_str(text, no_env()).unwrap_or_else(|p| panic!("{p}"));
-    assert_eq!(cfg.source.tables, ["public.orders"]);
-    assert_eq!(cfg.sinks[0].kind, "file");
-}
