@@ -3,7 +3,8 @@
 //! I/O (the password file is read at start, the database is checked by `sluice check`).
 //!
 //! Document layout: `[pipeline]` ([`PipelineConfig`]), `[source]` (the PostgreSQL source),
-//! `[[sink]]` (one or more, [`SinkSpec`]), `[log]` ([`LogConfig`]). See
+//! `[[sink]]` (one or more, [`SinkSpec`]), `[log]` ([`LogConfig`]), `[[transforms]]`
+//! ([`crate::transform`]). See
 //! `config/sluice.example.toml` for every key.
 
 mod env;
@@ -49,6 +50,8 @@ pub struct Config {
     pub envelope: crate::schema::EnvelopeOptions,
     /// `[registry]`: when present, batches carry Avro envelopes registered there.
     pub registry: Option<RegistryConfig>,
+    /// `[[transforms]]`, in file order: applied before the sinks. Default: none.
+    pub transforms: crate::transform::Transforms,
 }
 
 /// Why a config file could not become a [`Config`].
@@ -151,8 +154,12 @@ impl Config {
                 .and_then(|raw| ok_or_report(registry::validate(raw, "registry"), &mut problems))
                 .map(Some),
         };
+        let transforms = ok_or_report(
+            crate::transform::validate_transforms(root.transforms, "transforms"),
+            &mut problems,
+        );
 
-        match (pipeline, source, sinks, log, envelope, registry) {
+        match (pipeline, source, sinks, log, envelope, registry, transforms) {
             (
                 Some(pipeline),
                 Some(source),
@@ -160,6 +167,7 @@ impl Config {
                 Some(log),
                 Some(envelope),
                 Some(registry),
+                Some(transforms),
             ) if problems.is_empty() => Ok(Config {
                 pipeline,
                 source,
@@ -167,6 +175,7 @@ impl Config {
                 log,
                 envelope,
                 registry,
+                transforms,
             }),
             _ => Err(ConfigProblems(dedupe(problems))),
         }
@@ -182,6 +191,7 @@ struct RawRoot {
     log: Option<Value>,
     envelope: Option<Value>,
     registry: Option<Value>,
+    transforms: Option<Value>,
 }
 
 /// Deserialize one section (absent = empty table, so its required keys are reported).

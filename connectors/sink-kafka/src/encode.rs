@@ -86,7 +86,11 @@ fn headers_of(batch: &Batch, record: &EncodedRecord) -> Vec<(&'static str, Strin
 /// Whether a tombstone follows `record`: only after a delete, only for a keyed table (a null
 /// value without a key compacts nothing), and only when tombstones are on.
 pub fn needs_tombstone(event: &ChangeEvent, record: &EncodedRecord, enabled: bool) -> bool {
-    enabled && event.op == Op::Delete && record.key.is_some() && record.value.is_some()
+    enabled
+        && !record.suppress_tombstone
+        && event.op == Op::Delete
+        && record.key.is_some()
+        && record.value.is_some()
 }
 
 /// True when `batch` has row events the envelope stage would have encoded, but no records:
@@ -195,6 +199,7 @@ mod tests {
             topic: Arc::from("test.public.orders"),
             key: key.map(<[u8]>::to_vec),
             value: Some(vec![0, 0, 0, 0, 2, 42]),
+            suppress_tombstone: false,
         }
     }
 
