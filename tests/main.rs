@@ -20,6 +20,7 @@ mod registry;
 mod search;
 mod snapshot;
 mod support;
+mod transforms;
 #[cfg(any(feature = "sink-postgres", feature = "sink-clickhouse"))]
 mod warehouse;
 

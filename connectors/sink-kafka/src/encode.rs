@@ -248,6 +248,11 @@ mod tests {
             true
         ));
         assert!(needs_tombstone(&delete, &record(0, Some(b"k")), true));
+        let unwrapped = EncodedRecord {
+            suppress_tombstone: true,
+            ..record(0, Some(b"k"))
+        };
+        assert!(!needs_tombstone(&delete, &unwrapped, true), "drop_tombstones");
     }
 
     #[test]
