@@ -47,6 +47,8 @@ fn the_example_config_parses_with_every_key() {
         ("debug", "memory")
     );
     assert_eq!(cfg.log, LogConfig::default());
+    assert_eq!(cfg.transforms.events.len(), 3);
+    assert_eq!(cfg.transforms.records.len(), 2);
 }
 
 #[test]
