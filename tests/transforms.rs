@@ -6,10 +6,11 @@
 use serde_json::Value as Json;
 use sha2::{Digest, Sha256};
 use sluice_api::{Op, Value};
+use sluice_sink_memory::MemorySinkHandle;
 
 use crate::evolution::decode;
 use crate::harness;
-use crate::support::{self, DEFAULT_DATABASE};
+use crate::support::{self, ThrowawayPostgres, DEFAULT_DATABASE};
 
 const EVENT_TRANSFORMS: &str = r#"
 [[transforms]]
@@ -27,6 +28,25 @@ salt = "pepper"
 type = "filter"
 condition = "op = 'd' or status = 'active'"
 "#;
+
+/// Start the pipeline of config `text` with the harness's memory sink, once it streams.
+async fn start(
+    pg: &ThrowawayPostgres,
+    text: &str,
+) -> (sluice::runtime::RunningPipeline, MemorySinkHandle) {
+    let config = sluice::config::Config::from_toml_str(text, std::iter::empty())
+        .unwrap_or_else(|p| panic!("{p}"));
+    let started = harness::start(config).await;
+    harness::wait_streaming(pg).await;
+    started
+}
+
+fn registry_url(pipeline: &sluice::runtime::RunningPipeline) -> String {
+    pipeline
+        .embedded_registry_url()
+        .expect("the embedded registry runs")
+        .to_string()
+}
 
 fn sha256_hex(text: &str) -> String {
     Sha256::digest(text.as_bytes())
@@ -49,10 +69,7 @@ async fn columns_masks_and_filters_shape_what_every_sink_receives_and_filtered_c
         harness::config_toml(&pg, &["public.customers"], ""),
         lines.display().to_string(),
     );
-    let config = sluice::config::Config::from_toml_str(&text, std::iter::empty())
-        .unwrap_or_else(|p| panic!("{p}"));
-    let (pipeline, handle) = harness::start(config).await;
-    harness::wait_streaming(&pg).await;
+    let (pipeline, handle) = start(&pg, &text).await;
     let client = pg.client(DEFAULT_DATABASE).await.unwrap();
     client
         .batch_execute(
@@ -96,7 +113,11 @@ async fn columns_masks_and_filters_shape_what_every_sink_receives_and_filtered_c
         .unwrap();
     let end = support::current_wal_lsn(&client).await;
     harness::wait_confirmed(&pipeline, end).await;
-    assert_eq!(handle.events().len(), 3, "the inactive insert never arrived");
+    assert_eq!(
+        handle.events().len(),
+        3,
+        "the inactive insert never arrived"
+    );
     pipeline.shutdown().await.unwrap();
 
     // The file sink wrote the same transformed events.
@@ -134,14 +155,8 @@ delete_handling_mode = "rewrite"
 add_fields = ["op", "table", "lsn", "source.ts_ms"]
 "#,
     );
-    let config = sluice::config::Config::from_toml_str(&text, std::iter::empty())
-        .unwrap_or_else(|p| panic!("{p}"));
-    let (pipeline, handle) = harness::start(config).await;
-    harness::wait_streaming(&pg).await;
-    let url = pipeline
-        .embedded_registry_url()
-        .expect("the embedded registry runs")
-        .to_string();
+    let (pipeline, handle) = start(&pg, &text).await;
+    let url = registry_url(&pipeline);
     let client = pg.client(DEFAULT_DATABASE).await.unwrap();
     client
         .batch_execute(
@@ -180,7 +195,9 @@ add_fields = ["op", "table", "lsn", "source.ts_ms"]
     assert_eq!(insert["__table"], "orders");
     assert_eq!(insert["__deleted"], "false");
     assert!(insert["__lsn"].as_i64().is_some_and(|lsn| lsn > 0));
-    assert!(insert["__source_ts_ms"].as_i64().is_some_and(|ts| ts > 1_600_000_000_000));
+    assert!(insert["__source_ts_ms"]
+        .as_i64()
+        .is_some_and(|ts| ts > 1_600_000_000_000));
     assert!(insert.get("before").is_none(), "no envelope: {insert}");
     assert_eq!(decoded[0]["key"]["id"], 1);
     assert_eq!(decoded[1]["value"]["amount"], 11);
@@ -189,7 +206,10 @@ add_fields = ["op", "table", "lsn", "source.ts_ms"]
     assert_eq!(delete["id"], 1);
     assert_eq!(delete["__op"], "d");
     assert_eq!(delete["__deleted"], "true");
-    assert!(records[2].suppress_tombstone, "drop_tombstones defaults to true");
+    assert!(
+        records[2].suppress_tombstone,
+        "drop_tombstones defaults to true"
+    );
 
     let event = &decoded[3];
     assert_eq!(event["key"], "1", "keyed by the aggregate id");
@@ -220,14 +240,8 @@ async fn through_kafka_unwrapped_deletes_have_no_tombstone_and_outbox_events_rea
         harness::config_toml(&pg, &["public.orders", "public.outbox"], ""),
         kafka.bootstrap(),
     );
-    let config = sluice::config::Config::from_toml_str(&text, std::iter::empty())
-        .unwrap_or_else(|p| panic!("{p}"));
-    let (pipeline, handle) = harness::start(config).await;
-    harness::wait_streaming(&pg).await;
-    let registry = pipeline
-        .embedded_registry_url()
-        .expect("the embedded registry runs")
-        .to_string();
+    let (pipeline, handle) = start(&pg, &text).await;
+    let registry = registry_url(&pipeline);
     let client = pg.client(DEFAULT_DATABASE).await.unwrap();
     client
         .batch_execute(
@@ -243,7 +257,12 @@ async fn through_kafka_unwrapped_deletes_have_no_tombstone_and_outbox_events_rea
         .read_records(&registry, 3, &["test.public.orders", "outbox.event.order"])
         .await;
     pipeline.shutdown().await.unwrap();
-    assert_eq!(records.len(), 3, "{records:#?}\nbroker log:\n{}", kafka.log());
+    assert_eq!(
+        records.len(),
+        3,
+        "{records:#?}\nbroker log:\n{}",
+        kafka.log()
+    );
     let orders: Vec<&Json> = records
         .iter()
         .filter(|r| r["topic"] == "test.public.orders")

@@ -6,8 +6,8 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::envelope::EnvelopeStage;
-use crate::transform::TransformChain;
 use super::SharedBatch;
+use crate::transform::TransformChain;
 
 /// Distribute batches until the source stops (or the pipeline aborts); dropping the queues
 /// then lets each driver finish what it holds and close. With an envelope stage, each batch
@@ -28,7 +28,11 @@ pub(super) async fn run(
         // confirmed with the rest.
         let dropped = transforms.apply(&mut batch);
         if dropped > 0 {
-            tracing::trace!(dropped, sequence = batch.sequence, "transforms filtered out events");
+            tracing::trace!(
+                dropped,
+                sequence = batch.sequence,
+                "transforms filtered out events"
+            );
         }
         if let Some(stage) = envelope.as_mut() {
             let encoded = tokio::select! {

@@ -21,7 +21,7 @@ use crate::transform::{
 pub(super) enum RecordPlan {
     Unwrap(UnwrapTransform),
     Outbox {
-        router: OutboxTransform,
+        router: Box<OutboxTransform>,
         columns: OutboxColumns,
     },
 }
@@ -40,7 +40,7 @@ impl RecordPlan {
                     table: table.qualified_name(),
                     message: e.to_string(),
                 })?,
-                router: router.clone(),
+                router: Box::new(router.clone()),
             }),
         })
     }

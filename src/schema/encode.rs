@@ -247,7 +247,11 @@ impl TableEncoder {
     /// The row record alone, without framing: the new row, or the old one for deletes
     /// (Debezium's `ExtractNewRecordState` value). Returns `false`, writing nothing, when the
     /// event has no such row.
-    pub fn encode_row_body(&self, event: &ChangeEvent, out: &mut Vec<u8>) -> Result<bool, EncodeError> {
+    pub fn encode_row_body(
+        &self,
+        event: &ChangeEvent,
+        out: &mut Vec<u8>,
+    ) -> Result<bool, EncodeError> {
         let (row, image) = match event.op {
             Op::Create | Op::Read | Op::Update => (event.after.as_deref(), Image::Full),
             Op::Delete if event.before_is_key_only => (event.before.as_deref(), Image::KeyOnly),

@@ -68,7 +68,11 @@ mod tests {
     #[test]
     fn excluded_columns_leave_the_rows_and_the_table_shape() {
         let table = customers();
-        let mut chain = chain(ColumnsMode::Exclude, &["ssn", "public.customers.email"], &[]);
+        let mut chain = chain(
+            ColumnsMode::Exclude,
+            &["ssn", "public.customers.email"],
+            &[],
+        );
         let event = chain
             .apply_event(insert(&table, row(1, "ann", Some("a@x"), 5)))
             .unwrap();
@@ -89,19 +93,29 @@ mod tests {
     #[test]
     fn included_columns_are_the_only_ones_left_and_other_tables_are_untouched() {
         let table = customers();
-        let mut included = chain(ColumnsMode::Include, &["id", "score"], &["public.customers"]);
+        let mut included = chain(
+            ColumnsMode::Include,
+            &["id", "score"],
+            &["public.customers"],
+        );
         let mut batch = Batch {
             events: vec![insert(&table, row(1, "ann", Some("a@x"), 5))],
             ..Batch::default()
         };
         assert_eq!(included.apply(&mut batch), 0);
-        assert_eq!(batch.events[0].after, Some(vec![Value::Int32(1), Value::Int32(5)]));
+        assert_eq!(
+            batch.events[0].after,
+            Some(vec![Value::Int32(1), Value::Int32(5)])
+        );
 
         let mut other = chain(ColumnsMode::Include, &["id"], &["sales.*"]);
         let untouched = other
             .apply_event(insert(&table, row(1, "ann", None, 5)))
             .unwrap();
-        assert!(std::sync::Arc::ptr_eq(untouched.table.as_ref().unwrap(), &table));
+        assert!(std::sync::Arc::ptr_eq(
+            untouched.table.as_ref().unwrap(),
+            &table
+        ));
         assert_eq!(untouched.after.unwrap().len(), 5);
     }
 }

@@ -160,11 +160,26 @@ pub fn validate_transforms(
         let mut local = Vec::new();
         let scope = TableScope(raw.tables.clone().unwrap_or_default());
         let (event, record) = match kind.as_str() {
-            "columns" => (columns(raw, scope, &at, &mut local).map(EventTransform::Columns), None),
-            "mask" => (mask(raw, scope, &at, &mut local).map(EventTransform::Mask), None),
-            "filter" => (filter(raw, scope, &at, &mut local).map(EventTransform::Filter), None),
-            "unwrap" => (None, unwrap(raw, scope, &at, &mut local).map(RecordTransform::Unwrap)),
-            _ => (None, outbox(raw, &at, &mut local).map(RecordTransform::Outbox)),
+            "columns" => (
+                columns(raw, scope, &at, &mut local).map(EventTransform::Columns),
+                None,
+            ),
+            "mask" => (
+                mask(raw, scope, &at, &mut local).map(EventTransform::Mask),
+                None,
+            ),
+            "filter" => (
+                filter(raw, scope, &at, &mut local).map(EventTransform::Filter),
+                None,
+            ),
+            "unwrap" => (
+                None,
+                unwrap(raw, scope, &at, &mut local).map(RecordTransform::Unwrap),
+            ),
+            _ => (
+                None,
+                outbox(raw, &at, &mut local).map(RecordTransform::Outbox),
+            ),
         };
         let is_record = matches!(kind.as_str(), "unwrap" | "outbox");
         match first_record {
@@ -363,7 +378,10 @@ fn unwrap(
         match AddedField::parse(text) {
             None => problems.push(ConfigProblem::new(
                 key,
-                format!("unknown field {text:?}: expected one of {}", AddedField::NAMES),
+                format!(
+                    "unknown field {text:?}: expected one of {}",
+                    AddedField::NAMES
+                ),
             )),
             Some(_) if avro_name(&name) != name => problems.push(ConfigProblem::new(
                 join_key(at, "add_fields_prefix"),
@@ -380,7 +398,11 @@ fn unwrap(
     })
 }
 
-fn outbox(raw: RawTransform, at: &str, problems: &mut Vec<ConfigProblem>) -> Option<OutboxTransform> {
+fn outbox(
+    raw: RawTransform,
+    at: &str,
+    problems: &mut Vec<ConfigProblem>,
+) -> Option<OutboxTransform> {
     let table = match raw.table {
         Some(t) if t.split('.').count() == 2 && !t.split('.').any(str::is_empty) => Some(t),
         Some(t) => {
@@ -406,7 +428,10 @@ fn outbox(raw: RawTransform, at: &str, problems: &mut Vec<ConfigProblem>) -> Opt
         Err(e) => {
             problems.push(ConfigProblem::new(
                 join_key(at, "route_topic_regex"),
-                format!("invalid regex {pattern:?}: {}", e.to_string().replace('\n', " ")),
+                format!(
+                    "invalid regex {pattern:?}: {}",
+                    e.to_string().replace('\n', " ")
+                ),
             ));
             None
         }
@@ -438,8 +463,16 @@ fn outbox(raw: RawTransform, at: &str, problems: &mut Vec<ConfigProblem>) -> Opt
         Some(v) => v,
         None => default.to_owned(),
     };
-    let field_event_id = column(raw.table_field_event_id, "table_field_event_id", DEFAULT_FIELD_EVENT_ID);
-    let field_event_key = column(raw.table_field_event_key, "table_field_event_key", DEFAULT_FIELD_EVENT_KEY);
+    let field_event_id = column(
+        raw.table_field_event_id,
+        "table_field_event_id",
+        DEFAULT_FIELD_EVENT_ID,
+    );
+    let field_event_key = column(
+        raw.table_field_event_key,
+        "table_field_event_key",
+        DEFAULT_FIELD_EVENT_KEY,
+    );
     let field_event_payload = column(
         raw.table_field_event_payload,
         "table_field_event_payload",
@@ -505,7 +538,10 @@ mod tests {
         let RecordTransform::Outbox(outbox) = &transforms.records[0] else {
             panic!("outbox first");
         };
-        assert_eq!(outbox.route_topic_replacement, "outbox.event.${routedByValue}");
+        assert_eq!(
+            outbox.route_topic_replacement,
+            "outbox.event.${routedByValue}"
+        );
         assert_eq!(outbox.field_event_key, "aggregateid");
         // The salt never reaches Debug output.
         assert!(!format!("{transforms:?}").contains("pepper"));

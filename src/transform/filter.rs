@@ -73,7 +73,13 @@ mod tests {
             events: vec![
                 insert(&table, row(1, "low", None, 3)),
                 insert(&table, row(2, "high", None, 30)),
-                event_of(&table, Op::Delete, Some(row(3, "gone", None, 50)), None, 120),
+                event_of(
+                    &table,
+                    Op::Delete,
+                    Some(row(3, "gone", None, 50)),
+                    None,
+                    120,
+                ),
                 event_of(&table, Op::Update, None, Some(row(4, "up", None, 10)), 130),
             ],
             checkpoint: Some(Lsn(999)),
@@ -93,9 +99,15 @@ mod tests {
     fn deletes_are_judged_by_their_old_row_and_out_of_scope_tables_pass() {
         let table = customers();
         let delete = event_of(&table, Op::Delete, Some(row(3, "x", None, 50)), None, 120);
-        assert!(chain("score = 50", &[]).apply_event(delete.clone()).is_some());
-        assert!(chain("score = 51", &[]).apply_event(delete.clone()).is_none());
-        assert!(chain("score = 51", &["sales.*"]).apply_event(delete).is_some());
+        assert!(chain("score = 50", &[])
+            .apply_event(delete.clone())
+            .is_some());
+        assert!(chain("score = 51", &[])
+            .apply_event(delete.clone())
+            .is_none());
+        assert!(chain("score = 51", &["sales.*"])
+            .apply_event(delete)
+            .is_some());
     }
 
     #[test]

@@ -65,10 +65,13 @@ impl MaskTransform {
                     hasher.update(salt.expose().as_bytes());
                 }
                 hasher.update(text_form(value).as_bytes());
-                hasher.finalize().iter().fold(String::with_capacity(64), |mut hex, byte| {
-                    hex.push_str(&format!("{byte:02x}"));
-                    hex
-                })
+                hasher
+                    .finalize()
+                    .iter()
+                    .fold(String::with_capacity(64), |mut hex, byte| {
+                        hex.push_str(&format!("{byte:02x}"));
+                        hex
+                    })
             }
         }
     }
@@ -134,7 +137,11 @@ mod tests {
                 .collect::<String>()
         };
         assert_eq!(after[2], Value::Text(expected("a@x")));
-        assert_eq!(after[4], Value::Text(expected("42")), "an int hashes its text");
+        assert_eq!(
+            after[4],
+            Value::Text(expected("42")),
+            "an int hashes its text"
+        );
         assert_eq!(after[1], Value::Text("ann".into()));
         let shape = event.table.as_ref().unwrap();
         assert_eq!(shape.columns[4].type_name, "text");

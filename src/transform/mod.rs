@@ -169,10 +169,8 @@ impl TransformChain {
                         mask.apply(row, masked);
                     }
                 }
-                (EventTransform::Filter(filter), ShapeAction::Filter) => {
-                    if !filter.keeps(&event) {
-                        return None;
-                    }
+                (EventTransform::Filter(filter), ShapeAction::Filter) if !filter.keeps(&event) => {
+                    return None;
                 }
                 _ => {}
             }

@@ -222,31 +222,24 @@ fn sanitize_topic(topic: &str) -> String {
 mod tests {
     use std::sync::Arc;
 
-    use sluice_api::{Column, ReplicaIdentity};
+    use sluice_api::ReplicaIdentity;
 
     use super::*;
     use crate::schema::anchored_regex;
-    use crate::transform::test_events::event_of;
+    use crate::transform::test_events::{column, event_of};
 
     fn outbox_table(payload_type: &str) -> Arc<TableSchema> {
-        let column = |name: &str, type_name: &str, is_key: bool| Column {
-            name: name.into(),
-            type_oid: 0,
-            type_name: type_name.into(),
-            type_modifier: -1,
-            is_key,
-        };
         Arc::new(TableSchema {
             relation_id: 9,
             schema: "public".into(),
             name: "outbox".into(),
             replica_identity: ReplicaIdentity::Default,
             columns: vec![
-                column("id", "uuid", true),
-                column("aggregatetype", "text", false),
-                column("aggregateid", "text", false),
-                column("type", "text", false),
-                column("payload", payload_type, false),
+                column("id", "uuid", 2950, true),
+                column("aggregatetype", "text", 25, false),
+                column("aggregateid", "text", 25, false),
+                column("type", "text", 25, false),
+                column("payload", payload_type, 0, false),
             ],
         })
     }
@@ -280,16 +273,34 @@ mod tests {
         let router = router();
         assert!(router.applies_to(&table));
         let columns = router.columns(&table).unwrap();
-        assert_eq!(columns.payload_schema["connect.name"], "io.debezium.data.Json");
+        assert_eq!(
+            columns.payload_schema["connect.name"],
+            "io.debezium.data.Json"
+        );
         let payload = Value::Jsonb(r#"{"total": 12}"#.into());
-        let insert = event_of(&table, Op::Create, None, Some(row("order", Some("42"), payload.clone())), 10);
+        let insert = event_of(
+            &table,
+            Op::Create,
+            None,
+            Some(row("order", Some("42"), payload.clone())),
+            10,
+        );
         let routed = router.route(&columns, &insert).unwrap().unwrap();
         assert_eq!(routed.topic, "outbox.event.order");
         assert_eq!(routed.key.as_deref(), Some("42"));
-        assert_eq!(routed.id.as_deref(), Some("07070707-0707-0707-0707-070707070707"));
+        assert_eq!(
+            routed.id.as_deref(),
+            Some("07070707-0707-0707-0707-070707070707")
+        );
         assert_eq!(routed.payload, Some(&payload));
 
-        let odd = event_of(&table, Op::Create, None, Some(row("Kunde/Ä", None, Value::Null)), 11);
+        let odd = event_of(
+            &table,
+            Op::Create,
+            None,
+            Some(row("Kunde/Ä", None, Value::Null)),
+            11,
+        );
         let routed = router.route(&columns, &odd).unwrap().unwrap();
         assert_eq!(routed.topic, "outbox.event.Kunde__");
         assert_eq!((routed.key, routed.payload), (None, None));
@@ -308,7 +319,10 @@ mod tests {
         assert!(router.route(&columns, &update).unwrap().is_none());
         router.op_invalid_behavior = OpInvalidBehavior::Error;
         let error = router.route(&columns, &update).unwrap_err();
-        assert!(error.to_string().contains("update of an outbox row"), "{error}");
+        assert!(
+            error.to_string().contains("update of an outbox row"),
+            "{error}"
+        );
     }
 
     #[test]
@@ -319,11 +333,29 @@ mod tests {
         router.route_topic_replacement = "events.${routedByValue}.v1".into();
         let columns = router.columns(&table).unwrap();
         assert_eq!(columns.payload_schema, json!("bytes"));
-        let insert = event_of(&table, Op::Create, None, Some(row("order", Some("1"), Value::Bytes(vec![1]))), 10);
-        assert_eq!(router.route(&columns, &insert).unwrap().unwrap().topic, "events.order.v1");
+        let insert = event_of(
+            &table,
+            Op::Create,
+            None,
+            Some(row("order", Some("1"), Value::Bytes(vec![1]))),
+            10,
+        );
+        assert_eq!(
+            router.route(&columns, &insert).unwrap().unwrap().topic,
+            "events.order.v1"
+        );
         // A value the regex does not match is the topic itself.
-        let insert = event_of(&table, Op::Create, None, Some(row("Order", Some("1"), Value::Null)), 10);
-        assert_eq!(router.route(&columns, &insert).unwrap().unwrap().topic, "Order");
+        let insert = event_of(
+            &table,
+            Op::Create,
+            None,
+            Some(row("Order", Some("1"), Value::Null)),
+            10,
+        );
+        assert_eq!(
+            router.route(&columns, &insert).unwrap().unwrap().topic,
+            "Order"
+        );
 
         router.field_event_payload = "body".into();
         let error = router.columns(&table).unwrap_err();

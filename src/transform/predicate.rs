@@ -66,7 +66,10 @@ pub enum Predicate {
     Or(Box<Predicate>, Box<Predicate>),
     Not(Box<Predicate>),
     Compare(Operand, CompareOp, Literal),
-    IsNull { operand: Operand, negated: bool },
+    IsNull {
+        operand: Operand,
+        negated: bool,
+    },
     In {
         operand: Operand,
         values: Vec<Literal>,
@@ -181,7 +184,11 @@ impl Predicate {
     }
 }
 
-fn compare_operand(subject: &dyn Subject, operand: &Operand, literal: &Literal) -> Option<Ordering> {
+fn compare_operand(
+    subject: &dyn Subject,
+    operand: &Operand,
+    literal: &Literal,
+) -> Option<Ordering> {
     match operand {
         Operand::Op => match literal {
             Literal::Text(text) => Some(subject.op().cmp(text.as_str())),
@@ -214,7 +221,11 @@ fn compare_value(value: &Value, literal: &Literal) -> Option<Ordering> {
                 "f" | "false" => Some(actual.cmp(&false)),
                 _ => None,
             },
-            (other, _) => Some(crate::schema::pg_text(other).as_str().cmp(expected.as_str())),
+            (other, _) => Some(
+                crate::schema::pg_text(other)
+                    .as_str()
+                    .cmp(expected.as_str()),
+            ),
         },
     }
 }
@@ -303,7 +314,9 @@ fn lex(text: &str) -> Result<Vec<(Token, usize)>, PredicateError> {
                 },
                 start,
             ));
-        } else if c.is_ascii_digit() || (c == '-' && chars.get(i + 1).is_some_and(char::is_ascii_digit)) {
+        } else if c.is_ascii_digit()
+            || (c == '-' && chars.get(i + 1).is_some_and(char::is_ascii_digit))
+        {
             let mut end = i + 1;
             while end < chars.len() && (chars[end].is_ascii_digit() || chars[end] == '.') {
                 end += 1;
@@ -528,14 +541,21 @@ mod tests {
             self.op
         }
         fn column(&self, name: &str) -> Option<&Value> {
-            self.columns.iter().find(|(n, _)| *n == name).map(|(_, v)| v)
+            self.columns
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| v)
         }
     }
 
     fn row(op: &'static str, status: Value, amount: Value) -> Row<'static> {
         Row {
             op,
-            columns: vec![("status", status), ("amount", amount), ("op", Value::Text("x".into()))],
+            columns: vec![
+                ("status", status),
+                ("amount", amount),
+                ("op", Value::Text("x".into())),
+            ],
         }
     }
 
@@ -566,14 +586,21 @@ mod tests {
         assert!(holds("not (status = 'active') or status is null", &null));
         assert!(holds("status is null and amount is not null", &null));
         assert!(!holds("status in ('a', 'b')", &null));
-        assert!(holds("missing is null", &null), "an absent column reads as null");
+        assert!(
+            holds("missing is null", &null),
+            "an absent column reads as null"
+        );
         assert!(holds("status is null or amount = 1", &null));
     }
 
     #[test]
     fn numbers_compare_across_integer_decimal_and_text_values() {
         let decimal = sluice_api::Decimal::parse("10.25").unwrap();
-        let subject = row("r", Value::Text("7".into()), Value::Numeric(Numeric::Value(decimal)));
+        let subject = row(
+            "r",
+            Value::Text("7".into()),
+            Value::Numeric(Numeric::Value(decimal)),
+        );
         assert!(holds("amount > 10 and amount < 10.5", &subject));
         assert!(holds("status = 7", &subject));
     }
@@ -601,7 +628,8 @@ mod tests {
 
     #[test]
     fn the_columns_read_are_listed() {
-        let p = Predicate::parse("a = 1 or (not b is null and op = 'c') or \"c d\" in (1)").unwrap();
+        let p =
+            Predicate::parse("a = 1 or (not b is null and op = 'c') or \"c d\" in (1)").unwrap();
         assert_eq!(p.columns(), ["a", "b", "c d"]);
     }
 }

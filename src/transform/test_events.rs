@@ -2,9 +2,12 @@
 
 use std::sync::Arc;
 
-use sluice_api::{ChangeEvent, Column, Lsn, Op, ReplicaIdentity, SourcePosition, TableSchema, Value};
+use sluice_api::{
+    ChangeEvent, Column, Lsn, Op, ReplicaIdentity, SourcePosition, TableSchema, Value,
+};
 
-fn column(name: &str, type_name: &str, type_oid: u32, is_key: bool) -> Column {
+/// A column without a type modifier.
+pub fn column(name: &str, type_name: &str, type_oid: u32, is_key: bool) -> Column {
     Column {
         name: name.into(),
         type_oid,
@@ -70,4 +73,9 @@ pub fn event_of(
 /// An insert of `row` into `customers()`.
 pub fn insert(table: &Arc<TableSchema>, row: Vec<Value>) -> ChangeEvent {
     event_of(table, Op::Create, None, Some(row), 100)
+}
+
+/// A delete of `row` from `table` (a full old row, as under `REPLICA IDENTITY FULL`).
+pub fn delete(table: &Arc<TableSchema>, row: Vec<Value>) -> ChangeEvent {
+    event_of(table, Op::Delete, Some(row), None, 140)
 }

@@ -155,7 +155,12 @@ impl UnwrapTransform {
         let mut extra: Vec<(&str, &str)> = self
             .add_fields
             .iter()
-            .map(|(field, name)| (name.as_str(), if field.is_long() { "long" } else { "string" }))
+            .map(|(field, name)| {
+                (
+                    name.as_str(),
+                    if field.is_long() { "long" } else { "string" },
+                )
+            })
             .collect();
         if self.delete_handling == DeleteHandling::Rewrite {
             extra.push((DELETED_FIELD, "string"));
@@ -254,7 +259,10 @@ impl UnwrapTransform {
             AddedField::Schema => text(out, table.map_or("", |t| t.schema.as_str())),
             AddedField::Db => text(out, &source.database),
             AddedField::Name => text(out, &source.server_name),
-            AddedField::Lsn => long(out, i64::try_from(position.lsn.as_u64()).unwrap_or(i64::MAX)),
+            AddedField::Lsn => long(
+                out,
+                i64::try_from(position.lsn.as_u64()).unwrap_or(i64::MAX),
+            ),
             AddedField::TxId => match position.xid {
                 Some(xid) => long(out, i64::from(xid)),
                 None => write_long(out, 0),
@@ -272,7 +280,7 @@ mod tests {
 
     use super::*;
     use crate::schema::{build_table_schemas, EnvelopeOptions, UserTypes};
-    use crate::transform::test_events::{customers, event_of, insert, row};
+    use crate::transform::test_events::{customers, delete, insert, row};
 
     fn unwrap(mode: DeleteHandling, drop_tombstones: bool, add: &[&str]) -> UnwrapTransform {
         UnwrapTransform {
@@ -294,6 +302,19 @@ mod tests {
         encoder: TableEncoder,
         source: SourceInfo,
         topic: Arc<str>,
+    }
+
+    impl Fixture {
+        /// Key schema id 1, value schema id 2.
+        fn context(&self) -> UnwrapContext<'_> {
+            UnwrapContext {
+                encoder: &self.encoder,
+                key_id: Some(1),
+                value_id: 2,
+                topic: &self.topic,
+                source: &self.source,
+            }
+        }
     }
 
     fn fixture() -> Fixture {
@@ -354,52 +375,64 @@ mod tests {
         assert_eq!(
             names,
             [
-                "id", "name", "email", "ssn", "score", "__op", "__table", "__lsn",
-                "__source_ts_ms", "__txId", "__deleted"
+                "id",
+                "name",
+                "email",
+                "ssn",
+                "score",
+                "__op",
+                "__table",
+                "__lsn",
+                "__source_ts_ms",
+                "__txId",
+                "__deleted"
             ]
         );
-        let context = UnwrapContext {
-            encoder: &f.encoder,
-            key_id: Some(1),
-            value_id: 2,
-            topic: &f.topic,
-            source: &f.source,
-        };
+        let context = f.context();
         let event = insert(&customers(), row(5, "eve", Some("e@x"), 9));
         let record = transform.record(&context, &event, 3, 0).unwrap().unwrap();
         assert_eq!(record.origin, RecordOrigin::Event(3));
         assert!(record.key.is_some());
         let value = decode(&schema, record.value.as_ref().unwrap());
         assert_eq!(field(&value, "id"), &Avro::Int(5));
-        assert_eq!(field(&value, "email"), &Avro::Union(1, Box::new(Avro::String("e@x".into()))));
+        assert_eq!(
+            field(&value, "email"),
+            &Avro::Union(1, Box::new(Avro::String("e@x".into())))
+        );
         let some = |v: Avro| Avro::Union(1, Box::new(v));
         assert_eq!(field(&value, "__op"), &some(Avro::String("c".into())));
-        assert_eq!(field(&value, "__table"), &some(Avro::String("customers".into())));
+        assert_eq!(
+            field(&value, "__table"),
+            &some(Avro::String("customers".into()))
+        );
         assert_eq!(field(&value, "__lsn"), &some(Avro::Long(100)));
-        assert_eq!(field(&value, "__source_ts_ms"), &some(Avro::Long(1_700_000_000_123)));
+        assert_eq!(
+            field(&value, "__source_ts_ms"),
+            &some(Avro::Long(1_700_000_000_123))
+        );
         assert_eq!(field(&value, "__txId"), &some(Avro::Long(700)));
-        assert_eq!(field(&value, "__deleted"), &some(Avro::String("false".into())));
+        assert_eq!(
+            field(&value, "__deleted"),
+            &some(Avro::String("false".into()))
+        );
 
-        let delete = event_of(&customers(), Op::Delete, Some(row(5, "eve", None, 9)), None, 140);
+        let delete = delete(&customers(), row(5, "eve", None, 9));
         let record = transform.record(&context, &delete, 4, 0).unwrap().unwrap();
         assert!(record.suppress_tombstone, "drop_tombstones");
         let value = decode(&schema, record.value.as_ref().unwrap());
         assert_eq!(field(&value, "id"), &Avro::Int(5));
-        assert_eq!(field(&value, "__deleted"), &some(Avro::String("true".into())));
+        assert_eq!(
+            field(&value, "__deleted"),
+            &some(Avro::String("true".into()))
+        );
         assert_eq!(field(&value, "__op"), &some(Avro::String("d".into())));
     }
 
     #[test]
     fn deletes_are_dropped_or_kept_as_null_values_per_the_handling_mode() {
         let f = fixture();
-        let context = UnwrapContext {
-            encoder: &f.encoder,
-            key_id: Some(1),
-            value_id: 2,
-            topic: &f.topic,
-            source: &f.source,
-        };
-        let delete = event_of(&customers(), Op::Delete, Some(row(5, "eve", None, 9)), None, 140);
+        let context = f.context();
+        let delete = delete(&customers(), row(5, "eve", None, 9));
         let dropped = unwrap(DeleteHandling::Drop, true, &[]);
         assert_eq!(dropped.record(&context, &delete, 0, 0).unwrap(), None);
         let tombstone_only = unwrap(DeleteHandling::Drop, false, &[])
@@ -418,7 +451,10 @@ mod tests {
         assert_eq!(schema["fields"].as_array().unwrap().len(), 5);
         let insert = insert(&customers(), row(6, "al", None, 1));
         let record = dropped.record(&context, &insert, 0, 0).unwrap().unwrap();
-        assert_eq!(field(&decode(&schema, record.value.as_ref().unwrap()), "score"), &Avro::Union(1, Box::new(Avro::Int(1))));
+        assert_eq!(
+            field(&decode(&schema, record.value.as_ref().unwrap()), "score"),
+            &Avro::Union(1, Box::new(Avro::Int(1)))
+        );
     }
 
     #[test]

@@ -252,7 +252,10 @@ mod tests {
             suppress_tombstone: true,
             ..record(0, Some(b"k"))
         };
-        assert!(!needs_tombstone(&delete, &unwrapped, true), "drop_tombstones");
+        assert!(
+            !needs_tombstone(&delete, &unwrapped, true),
+            "drop_tombstones"
+        );
     }
 
     #[test]
