@@ -158,6 +158,9 @@ impl Config {
             crate::transform::validate_transforms(root.transforms, "transforms"),
             &mut problems,
         );
+        if let (Some(sinks), Some(None)) = (&sinks, &registry) {
+            require_registry(sinks, &mut problems);
+        }
 
         match (pipeline, source, sinks, log, envelope, registry, transforms) {
             (
@@ -178,6 +181,20 @@ impl Config {
                 transforms,
             }),
             _ => Err(ConfigProblems(dedupe(problems))),
+        }
+    }
+}
+
+/// Sinks that write Avro records need `[registry]`: say so at load time rather than at the
+/// first batch.
+fn require_registry(sinks: &[SinkSpec], problems: &mut Vec<ConfigProblem>) {
+    for (index, sink) in sinks.iter().enumerate() {
+        if sink.kind == "kafka" {
+            problems.push(ConfigProblem::new(
+                format!("sink[{index}].type"),
+                "a kafka sink writes Avro records: add a [registry] section (without url, \
+                 sluice serves its own schema registry)",
+            ));
         }
     }
 }

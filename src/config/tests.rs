@@ -217,3 +217,21 @@ fn the_docker_demo_config_parses() {
     assert_eq!(cfg.source.tables, ["public.orders"]);
     assert_eq!(cfg.sinks[0].kind, "file");
 }
+
+#[cfg(feature = "sink-kafka")]
+#[test]
+fn a_kafka_sink_without_a_registry_is_a_problem_at_load_time() {
+    let text = MINIMAL.replace(
+        "type = \"file\"\npath = \"events.jsonl\"",
+        "type = \"kafka\"\nbrokers = \"127.0.0.1:9092\"",
+    );
+    let problems = Config::from_toml_str(&text, no_env()).expect_err("no [registry]");
+    let lines = problem_lines(&problems);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].starts_with("sink[0].type: a kafka sink writes Avro records"),
+        "{lines:?}"
+    );
+    let with_registry = format!("{text}\n[registry]\n");
+    Config::from_toml_str(&with_registry, no_env()).unwrap_or_else(|p| panic!("{p}"));
+}

@@ -94,13 +94,15 @@ pub fn needs_tombstone(event: &ChangeEvent, record: &EncodedRecord, enabled: boo
 }
 
 /// True when `batch` has row events the envelope stage would have encoded, but no records:
-/// the pipeline runs without a `[registry]`, which this sink needs.
+/// the pipeline runs without a `[registry]`, which this sink needs. Only inserts and snapshot
+/// reads tell: the record transforms may leave updates and deletes without a record (an
+/// unwrapped delete that is dropped, an outbox row's delete), never an insert.
 pub fn lacks_records(batch: &Batch) -> bool {
     batch.records.is_empty()
         && batch
             .events
             .iter()
-            .any(|e| e.table.is_some() && !matches!(e.op, Op::Truncate | Op::Message))
+            .any(|e| e.table.is_some() && matches!(e.op, Op::Create | Op::Read))
 }
 
 /// For each record, the event it belongs with: its own, or for a record without one (a
@@ -311,6 +313,11 @@ mod tests {
         assert!(lacks_records(&batch));
         batch.events[0].op = Op::Truncate;
         assert!(!lacks_records(&batch), "truncates have no record");
+        batch.events[0].op = Op::Delete;
+        assert!(
+            !lacks_records(&batch),
+            "a transform may leave a delete without a record"
+        );
         assert!(!lacks_records(&Batch::default()), "an empty batch is fine");
     }
 }
