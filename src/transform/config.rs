@@ -492,10 +492,11 @@ fn outbox(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn parse(text: &str) -> Result<Transforms, Vec<String>> {
+    /// The `[[transforms]]` of a TOML document, or its problems as lines.
+    pub(crate) fn parse(text: &str) -> Result<Transforms, Vec<String>> {
         let document: toml::Table = text.parse().unwrap();
         validate_transforms(document.get("transforms").cloned(), "transforms")
             .map_err(|problems| problems.iter().map(ToString::to_string).collect())

@@ -7,9 +7,7 @@ use super::test_events::{customers, insert, row};
 use super::*;
 
 fn transforms(text: &str) -> Transforms {
-    let document: toml::Table = text.parse().unwrap();
-    validate_transforms(document.get("transforms").cloned(), "transforms")
-        .unwrap_or_else(|p| panic!("{p:?}"))
+    super::config::tests::parse(text).unwrap_or_else(|p| panic!("{p:?}"))
 }
 
 #[test]
