@@ -58,6 +58,7 @@ fn batch(sequence: u64, events: &[(u64, u64)], checkpoint: Option<u64>) -> Batch
                 topic: Arc::from(TOPIC),
                 key: Some(format!("k{}", l % 3).into_bytes()),
                 value: Some(format!("c{c}-l{l}").into_bytes()),
+                suppress_tombstone: false,
             })
             .collect(),
     }

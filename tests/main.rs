@@ -22,6 +22,7 @@ mod registry;
 mod search;
 mod snapshot;
 mod support;
+mod transforms;
 #[cfg(any(feature = "sink-postgres", feature = "sink-clickhouse"))]
 mod warehouse;
 

@@ -3,7 +3,8 @@
 //! I/O (the password file is read at start, the database is checked by `sluice check`).
 //!
 //! Document layout: `[pipeline]` ([`PipelineConfig`]), `[source]` (the PostgreSQL source),
-//! `[[sink]]` (one or more, [`SinkSpec`]), `[log]` ([`LogConfig`]). See
+//! `[[sink]]` (one or more, [`SinkSpec`]), `[log]` ([`LogConfig`]), `[[transforms]]`
+//! ([`crate::transform`]). See
 //! `config/sluice.example.toml` for every key.
 
 mod env;
@@ -49,6 +50,8 @@ pub struct Config {
     pub envelope: crate::schema::EnvelopeOptions,
     /// `[registry]`: when present, batches carry Avro envelopes registered there.
     pub registry: Option<RegistryConfig>,
+    /// `[[transforms]]`, in file order: applied before the sinks. Default: none.
+    pub transforms: crate::transform::Transforms,
 }
 
 /// Why a config file could not become a [`Config`].
@@ -151,8 +154,15 @@ impl Config {
                 .and_then(|raw| ok_or_report(registry::validate(raw, "registry"), &mut problems))
                 .map(Some),
         };
+        let transforms = ok_or_report(
+            crate::transform::validate_transforms(root.transforms, "transforms"),
+            &mut problems,
+        );
+        if let (Some(sinks), Some(None)) = (&sinks, &registry) {
+            require_registry(sinks, &mut problems);
+        }
 
-        match (pipeline, source, sinks, log, envelope, registry) {
+        match (pipeline, source, sinks, log, envelope, registry, transforms) {
             (
                 Some(pipeline),
                 Some(source),
@@ -160,6 +170,7 @@ impl Config {
                 Some(log),
                 Some(envelope),
                 Some(registry),
+                Some(transforms),
             ) if problems.is_empty() => Ok(Config {
                 pipeline,
                 source,
@@ -167,8 +178,23 @@ impl Config {
                 log,
                 envelope,
                 registry,
+                transforms,
             }),
             _ => Err(ConfigProblems(dedupe(problems))),
+        }
+    }
+}
+
+/// Sinks that write Avro records need `[registry]`: say so at load time rather than at the
+/// first batch.
+fn require_registry(sinks: &[SinkSpec], problems: &mut Vec<ConfigProblem>) {
+    for (index, sink) in sinks.iter().enumerate() {
+        if sink.kind == "kafka" {
+            problems.push(ConfigProblem::new(
+                format!("sink[{index}].type"),
+                "a kafka sink writes Avro records: add a [registry] section (without url, \
+                 sluice serves its own schema registry)",
+            ));
         }
     }
 }
@@ -182,6 +208,7 @@ struct RawRoot {
     log: Option<Value>,
     envelope: Option<Value>,
     registry: Option<Value>,
+    transforms: Option<Value>,
 }
 
 /// Deserialize one section (absent = empty table, so its required keys are reported).

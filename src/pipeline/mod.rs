@@ -10,6 +10,7 @@
 
 mod envelope;
 mod fanout;
+mod record_transforms;
 mod stream_records;
 mod transactions;
 
@@ -225,7 +226,14 @@ pub async fn start(config: Config, extra_sinks: Vec<NamedSink>) -> anyhow::Resul
             (Some(stage), embedded)
         }
     };
-    let fanout = tokio::spawn(fanout::run(batch_rx, queues, envelope, abort.clone()));
+    let transforms = crate::transform::TransformChain::new(&config.transforms);
+    let fanout = tokio::spawn(fanout::run(
+        batch_rx,
+        queues,
+        transforms,
+        envelope,
+        abort.clone(),
+    ));
     let (acked_sequence_tx, acked_sequence_rx) = watch::channel(0);
     let checkpoint = tokio::spawn(checkpoint_task(
         ack_rx,
