@@ -3,11 +3,12 @@
 //! I/O (the password file is read at start, the database is checked by `sluice check`).
 //!
 //! Document layout: `[pipeline]` ([`PipelineConfig`]), `[source]` (the PostgreSQL source),
-//! `[[sink]]` (one or more, [`SinkSpec`]), `[log]` ([`LogConfig`]). See
+//! `[[sink]]` (one or more, [`SinkSpec`]), `[log]` ([`LogConfig`]), `[http]` ([`HttpConfig`]). See
 //! `config/sluice.example.toml` for every key.
 
 mod env;
 mod envelope;
+mod http;
 mod log;
 mod pipeline;
 mod registry;
@@ -24,6 +25,7 @@ use toml::{Table, Value};
 
 pub use env::{apply_overrides, ENV_PREFIX};
 pub use envelope::{RawEnvelope, MAX_MONEY_FRACTION_DIGITS};
+pub use http::{HttpConfig, DEFAULT_HTTP_ENABLED, DEFAULT_HTTP_LISTEN};
 pub use log::{LogConfig, LogFormat, DEFAULT_LOG_LEVEL};
 pub use pipeline::{
     PipelineConfig, DEFAULT_MAX_BATCH_EVENTS, DEFAULT_MAX_BATCH_WAIT_MS,
@@ -49,6 +51,8 @@ pub struct Config {
     pub envelope: crate::schema::EnvelopeOptions,
     /// `[registry]`: when present, batches carry Avro envelopes registered there.
     pub registry: Option<RegistryConfig>,
+    /// `[http]`: probes, metrics, status and admin endpoints of `sluice run`.
+    pub http: HttpConfig,
 }
 
 /// Why a config file could not become a [`Config`].
@@ -151,8 +155,10 @@ impl Config {
                 .and_then(|raw| ok_or_report(registry::validate(raw, "registry"), &mut problems))
                 .map(Some),
         };
+        let http = section::<http::RawHttp>(root.http, "http", &mut problems)
+            .and_then(|raw| ok_or_report(http::validate(raw, "http"), &mut problems));
 
-        match (pipeline, source, sinks, log, envelope, registry) {
+        match (pipeline, source, sinks, log, envelope, registry, http) {
             (
                 Some(pipeline),
                 Some(source),
@@ -160,6 +166,7 @@ impl Config {
                 Some(log),
                 Some(envelope),
                 Some(registry),
+                Some(http),
             ) if problems.is_empty() => Ok(Config {
                 pipeline,
                 source,
@@ -167,6 +174,7 @@ impl Config {
                 log,
                 envelope,
                 registry,
+                http,
             }),
             _ => Err(ConfigProblems(dedupe(problems))),
         }
@@ -182,6 +190,7 @@ struct RawRoot {
     log: Option<Value>,
     envelope: Option<Value>,
     registry: Option<Value>,
+    http: Option<Value>,
 }
 
 /// Deserialize one section (absent = empty table, so its required keys are reported).

@@ -109,6 +109,7 @@ impl DeadLetterConfig {
 pub struct LazyDeadLetters {
     config: DeadLetterConfig,
     queue: Option<Box<dyn DeadLetterQueue>>,
+    sent_count: u64,
 }
 
 impl LazyDeadLetters {
@@ -116,7 +117,13 @@ impl LazyDeadLetters {
         LazyDeadLetters {
             config,
             queue: None,
+            sent_count: 0,
         }
+    }
+
+    /// Letters made durable so far.
+    pub fn sent_count(&self) -> u64 {
+        self.sent_count
     }
 
     /// Make `letters` durable, opening the destination first if needed.
@@ -128,7 +135,9 @@ impl LazyDeadLetters {
             Some(queue) => queue,
             None => self.queue.insert(self.config.open().await?),
         };
-        queue.send(letters).await
+        queue.send(letters).await?;
+        self.sent_count += letters.len() as u64;
+        Ok(())
     }
 }
 
