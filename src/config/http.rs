@@ -51,7 +51,9 @@ pub fn validate(raw: RawHttp, prefix: &str) -> Result<HttpConfig, Vec<ConfigProb
             Err(_) => {
                 problems.push(ConfigProblem::new(
                     join_key(prefix, "listen"),
-                    format!("not an ip:port address: {listen_text:?} (\"\" turns the endpoint off)"),
+                    format!(
+                        "not an ip:port address: {listen_text:?} (\"\" turns the endpoint off)"
+                    ),
                 ));
                 None
             }

@@ -90,7 +90,7 @@ pub async fn drive_sink(
                             sink: name,
                             sequence: batch.sequence,
                             error,
-                        })
+                        });
                     }
                 }
             }

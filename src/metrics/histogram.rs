@@ -71,7 +71,11 @@ mod tests {
         assert_eq!(r.count, 3);
         assert_eq!(r.cumulative[0], (0.001, 1));
         assert_eq!(r.cumulative[4], (0.025, 2));
-        assert_eq!(r.cumulative.last().unwrap().1, 2, "60 s is above every bound");
+        assert_eq!(
+            r.cumulative.last().unwrap().1,
+            2,
+            "60 s is above every bound"
+        );
         assert!((r.sum_seconds - 60.0205).abs() < 1e-9);
     }
 }

@@ -100,7 +100,11 @@ fn events_and_record_bytes_are_counted_per_table_and_op() {
     assert_eq!(events("public.orders", "d"), Some(2.0));
     assert_eq!(events("public.items", "u"), Some(2.0));
     assert_eq!(events("", "m"), Some(2.0));
-    assert_eq!(events("public.items", "c"), None, "zero series are left out");
+    assert_eq!(
+        events("public.items", "c"),
+        None,
+        "zero series are left out"
+    );
     let bytes = |table: &str| find_sample(&text, names::EVENT_BYTES_TOTAL, &[("table", table)]);
     assert_eq!(bytes("public.orders"), Some(80.0));
     assert_eq!(bytes("public.items"), Some(14.0));
@@ -119,9 +123,18 @@ fn sink_figures_render_with_escaped_labels_and_a_cumulative_histogram() {
     sink.retries.fetch_add(2, Ordering::Relaxed);
     let text = render(&metrics);
     let label = [("sink", "search \"eu\"")];
-    assert!(text.contains("sluice_sink_events_total{sink=\"search \\\"eu\\\"\"} 6"), "{text}");
-    assert_eq!(find_sample(&text, names::SINK_EVENTS_TOTAL, &label), Some(6.0));
-    assert_eq!(find_sample(&text, names::SINK_RETRIES_TOTAL, &label), Some(2.0));
+    assert!(
+        text.contains("sluice_sink_events_total{sink=\"search \\\"eu\\\"\"} 6"),
+        "{text}"
+    );
+    assert_eq!(
+        find_sample(&text, names::SINK_EVENTS_TOTAL, &label),
+        Some(6.0)
+    );
+    assert_eq!(
+        find_sample(&text, names::SINK_RETRIES_TOTAL, &label),
+        Some(2.0)
+    );
     let bucket = format!("{}_bucket", names::SINK_WRITE_SECONDS);
     let le = |le: &str| find_sample(&text, &bucket, &[label[0], ("le", le)]);
     assert_eq!(le("0.0025"), Some(0.0));

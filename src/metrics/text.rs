@@ -16,12 +16,22 @@ pub fn render(metrics: &PipelineMetrics) -> String {
     let tables = metrics.tables();
     let sinks = metrics.sinks();
 
-    family(&mut out, names::EVENTS_TOTAL, "counter", "Change events read from the source.");
+    family(
+        &mut out,
+        names::EVENTS_TOTAL,
+        "counter",
+        "Change events read from the source.",
+    );
     for (table, counters) in &tables {
         for op in OPS {
             let value = counters.events(op);
             if value > 0 {
-                sample(&mut out, names::EVENTS_TOTAL, &[("table", table), ("op", op.as_str())], value);
+                sample(
+                    &mut out,
+                    names::EVENTS_TOTAL,
+                    &[("table", table), ("op", op.as_str())],
+                    value,
+                );
             }
         }
     }
@@ -32,31 +42,45 @@ pub fn render(metrics: &PipelineMetrics) -> String {
         "Encoded bytes (Avro key and value) of the change events read from the source.",
     );
     for (table, counters) in &tables {
-        sample(&mut out, names::EVENT_BYTES_TOTAL, &[("table", table)], counters.bytes());
+        sample(
+            &mut out,
+            names::EVENT_BYTES_TOTAL,
+            &[("table", table)],
+            counters.bytes(),
+        );
     }
 
     let per_sink: [(&str, &str, &str, fn(&super::SinkMetrics) -> i64); 5] = [
-        (names::SINK_EVENTS_TOTAL, "counter", "Events in batches the sink acknowledged.", |s| {
-            s.events.load(Ordering::Relaxed) as i64
-        }),
+        (
+            names::SINK_EVENTS_TOTAL,
+            "counter",
+            "Events in batches the sink acknowledged.",
+            |s| s.events.load(Ordering::Relaxed) as i64,
+        ),
         (
             names::SINK_BYTES_TOTAL,
             "counter",
             "Encoded record bytes in batches the sink acknowledged.",
             |s| s.bytes.load(Ordering::Relaxed) as i64,
         ),
-        (names::SINK_RETRIES_TOTAL, "counter", "Failed sink writes that were retried.", |s| {
-            s.retries.load(Ordering::Relaxed) as i64
-        }),
+        (
+            names::SINK_RETRIES_TOTAL,
+            "counter",
+            "Failed sink writes that were retried.",
+            |s| s.retries.load(Ordering::Relaxed) as i64,
+        ),
         (
             names::SINK_DEAD_LETTERS_TOTAL,
             "counter",
             "Changes the sink set aside as dead letters.",
             |s| s.dead_letters.load(Ordering::Relaxed) as i64,
         ),
-        (names::SINK_QUEUE_BATCHES, "gauge", "Batches queued for the sink.", |s| {
-            s.queued.load(Ordering::Relaxed).max(0)
-        }),
+        (
+            names::SINK_QUEUE_BATCHES,
+            "gauge",
+            "Batches queued for the sink.",
+            |s| s.queued.load(Ordering::Relaxed).max(0),
+        ),
     ];
     for (name, kind, help, read) in per_sink {
         family(&mut out, name, kind, help);
@@ -88,9 +112,19 @@ pub fn render(metrics: &PipelineMetrics) -> String {
         let reading = sink.write_seconds.read();
         let bucket = format!("{}_bucket", names::SINK_WRITE_SECONDS);
         for (le, count) in &reading.cumulative {
-            sample(&mut out, &bucket, &[("sink", &sink.name), ("le", &le.to_string())], count);
+            sample(
+                &mut out,
+                &bucket,
+                &[("sink", &sink.name), ("le", &le.to_string())],
+                count,
+            );
         }
-        sample(&mut out, &bucket, &[("sink", &sink.name), ("le", "+Inf")], reading.count);
+        sample(
+            &mut out,
+            &bucket,
+            &[("sink", &sink.name), ("le", "+Inf")],
+            reading.count,
+        );
         sample(
             &mut out,
             &format!("{}_sum", names::SINK_WRITE_SECONDS),

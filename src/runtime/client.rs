@@ -51,20 +51,32 @@ pub fn base_url(http: &HttpConfig, url: Option<&str>) -> Result<String, ClientEr
     Ok(format!("http://{reachable}"))
 }
 
-fn client() -> Result<reqwest::Client, ClientError> {
+/// An HTTP client for the daemon's endpoint (`https` URLs trust the web roots). reqwest is
+/// built without a default TLS crypto provider, so one is given.
+pub fn http_client() -> Result<reqwest::Client, ClientError> {
+    let unreachable = |message: String| ClientError::Unreachable {
+        url: String::new(),
+        message,
+    };
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| unreachable(e.to_string()))?
+        .with_root_certificates(rustls::RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+        })
+        .with_no_client_auth();
     reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
         .timeout(REQUEST_TIMEOUT)
         .build()
-        .map_err(|e| ClientError::Unreachable {
-            url: String::new(),
-            message: e.to_string(),
-        })
+        .map_err(|e| unreachable(e.to_string()))
 }
 
 /// `GET /status`.
 pub async fn fetch_status(base: &str) -> Result<Status, ClientError> {
     let url = format!("{base}/status");
-    let response = send(client()?.get(&url), &url).await?;
+    let response = send(http_client()?.get(&url), &url).await?;
     response.json().await.map_err(|e| ClientError::Malformed {
         url,
         message: e.to_string(),
@@ -74,7 +86,7 @@ pub async fn fetch_status(base: &str) -> Result<Status, ClientError> {
 /// `POST /admin/<action>` with the token when one is configured.
 pub async fn admin(base: &str, action: &str, token: Option<&Secret>) -> Result<(), ClientError> {
     let url = format!("{base}/admin/{action}");
-    let mut request = client()?.post(&url);
+    let mut request = http_client()?.post(&url);
     if let Some(token) = token {
         request = request.bearer_auth(token.expose());
     }

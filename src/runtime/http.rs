@@ -18,8 +18,8 @@ use sluice_source_postgres::PostgresSourceConfig;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use super::snapshot_signal::request_snapshot;
 use super::error_chain;
+use super::snapshot_signal::request_snapshot;
 use super::status::Status;
 use crate::metrics::text::{render, CONTENT_TYPE};
 use crate::pipeline::PipelineControl;

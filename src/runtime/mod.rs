@@ -19,14 +19,13 @@ pub use crate::pipeline::{start, NamedSink, PipelineControl, RunningPipeline};
 /// The HTTP endpoint, when on, is bound before the pipeline starts (a taken port is an error
 /// at start, not later) and stops with it.
 pub async fn run_until_signal(config: Config) -> anyhow::Result<()> {
-    let listener = match config.http.listen {
-        Some(address) => Some(
-            tokio::net::TcpListener::bind(address)
-                .await
-                .with_context(|| format!("binding the HTTP endpoint ([http] listen) to {address}"))?,
-        ),
-        None => None,
-    };
+    let listener =
+        match config.http.listen {
+            Some(address) => Some(tokio::net::TcpListener::bind(address).await.with_context(
+                || format!("binding the HTTP endpoint ([http] listen) to {address}"),
+            )?),
+            None => None,
+        };
     let http = config.http.clone();
     let pipeline_name = config.pipeline.name.clone();
     let source = config.source.clone();
@@ -41,7 +40,11 @@ pub async fn run_until_signal(config: Config) -> anyhow::Result<()> {
                 source,
                 admin_token: http.admin_token,
             });
-            Some(tokio::spawn(http::serve(listener, state, http_stop.clone())))
+            Some(tokio::spawn(http::serve(
+                listener,
+                state,
+                http_stop.clone(),
+            )))
         }
         None => None,
     };

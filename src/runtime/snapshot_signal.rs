@@ -55,6 +55,9 @@ pub async fn request_snapshot(
     let signal_table = check_request(source, table)?;
     let sql = signal_insert(&signal_table, table, filter);
     let client = source.connection.connect_sql().await?;
-    client.batch_execute(&sql).await.map_err(SourceError::from)?;
+    client
+        .batch_execute(&sql)
+        .await
+        .map_err(SourceError::from)?;
     Ok(())
 }

@@ -102,11 +102,23 @@ impl fmt::Display for Status {
         let yes_no = |b: bool| if b { "yes" } else { "no" };
         writeln!(f, "pipeline        {}", self.pipeline)?;
         writeln!(f, "slot            {}", self.slot)?;
-        writeln!(f, "source          {}", if self.source_connected { "streaming" } else { "not connected" })?;
+        writeln!(
+            f,
+            "source          {}",
+            if self.source_connected {
+                "streaming"
+            } else {
+                "not connected"
+            }
+        )?;
         writeln!(f, "paused          {}", yes_no(self.paused))?;
         writeln!(f, "confirmed lsn   {}", self.confirmed_lsn)?;
         writeln!(f, "server wal end  {}", self.server_wal_end)?;
-        writeln!(f, "lag             {} bytes, {:.1} s", self.lag_bytes, self.lag_seconds)?;
+        writeln!(
+            f,
+            "lag             {} bytes, {:.1} s",
+            self.lag_bytes, self.lag_seconds
+        )?;
         let s = &self.snapshot;
         writeln!(
             f,
@@ -118,7 +130,13 @@ impl fmt::Display for Status {
             s.chunks_total
         )?;
         writeln!(f)?;
-        let name_width = self.sinks.iter().map(|s| s.name.len()).max().unwrap_or(0).max(4);
+        let name_width = self
+            .sinks
+            .iter()
+            .map(|s| s.name.len())
+            .max()
+            .unwrap_or(0)
+            .max(4);
         writeln!(
             f,
             "{:<name_width$}  {:>14}  {:>12}  {:>14}  {:>5}  {:>7}  {:>12}  {}",
