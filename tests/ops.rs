@@ -4,7 +4,7 @@
 //! requested over HTTP delivers the table's rows.
 
 use std::io::BufRead;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use sluice::metrics::names;
@@ -18,19 +18,31 @@ use crate::support::{
 
 const WAIT: Duration = Duration::from_secs(120);
 
-/// A daemon with a file sink at `events`, its HTTP endpoint on a free port.
+/// A daemon writing to a JSON-lines file sink at `events`, its HTTP endpoint on a free port.
 struct Daemon {
     process: SluiceProcess,
     base: String,
     listen: String,
     config: support::ConfigFile,
+    events: PathBuf,
+    _dir: tempfile::TempDir,
 }
 
 impl Daemon {
-    /// Start `sluice run` on `toml` (a [`harness::config_toml`] with the file sink).
-    fn start(toml: &str) -> Daemon {
+    /// Start `sluice run` capturing `tables` with the file sink; `edit` changes the config text
+    /// ([`harness::config_toml`] with `extra_source`) before it is written.
+    fn start(
+        pg: &ThrowawayPostgres,
+        tables: &[&str],
+        extra_source: &str,
+        edit: impl FnOnce(String) -> String,
+    ) -> Daemon {
+        let dir = tempfile::tempdir().unwrap();
+        let events = dir.path().join("events.jsonl");
+        let toml =
+            harness::with_file_sink(&harness::config_toml(pg, tables, extra_source), &events);
         let listen = format!("127.0.0.1:{}", support::free_port());
-        let config = support::write_config(toml);
+        let config = support::write_config(&edit(toml));
         let process = SluiceProcess::spawn(
             &["run", "--config", config.path().to_str().unwrap()],
             &[(HTTP_LISTEN_VARIABLE, &listen)],
@@ -40,6 +52,8 @@ impl Daemon {
             base: format!("http://{listen}"),
             listen,
             config,
+            events,
+            _dir: dir,
         }
     }
 
@@ -123,16 +137,10 @@ fn file_events(path: &Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
-fn file_toml(pg: &ThrowawayPostgres, tables: &[&str], extra_source: &str, events: &Path) -> String {
-    harness::with_file_sink(&harness::config_toml(pg, tables, extra_source), events)
-}
-
 #[tokio::test]
 async fn readiness_follows_the_source_connection_while_health_stays_up() {
     let mut pg = support::start_postgres_with("CREATE TABLE items (id int PRIMARY KEY)").await;
-    let dir = tempfile::tempdir().unwrap();
-    let events = dir.path().join("events.jsonl");
-    let daemon = Daemon::start(&file_toml(&pg, &["public.items"], "", &events));
+    let daemon = Daemon::start(&pg, &["public.items"], "", |toml| toml);
     daemon.wait_up().await;
     assert_eq!(daemon.get("/health").await, (200, "ok".to_owned()));
     support::wait_until("the daemon is ready", WAIT, || async {
@@ -171,14 +179,10 @@ async fn metrics_count_each_tables_changes_and_lag_returns_to_zero_once_acknowle
          CREATE TABLE orders (id int PRIMARY KEY, qty int);",
     )
     .await;
-    let dir = tempfile::tempdir().unwrap();
-    let events = dir.path().join("events.jsonl");
     // The embedded registry turns on Avro envelopes, whose bytes are counted.
-    let toml = format!(
-        "{}\n[registry]\nlisten = \"127.0.0.1:0\"\n",
-        file_toml(&pg, &["public.items", "public.orders"], "", &events)
-    );
-    let daemon = Daemon::start(&toml);
+    let daemon = Daemon::start(&pg, &["public.items", "public.orders"], "", |toml| {
+        format!("{toml}\n[registry]\nlisten = \"127.0.0.1:0\"\n")
+    });
     harness::wait_streaming(&pg).await;
     let client = pg.client(DEFAULT_DATABASE).await.unwrap();
     client
@@ -258,20 +262,18 @@ async fn snapshot_progress_shows_in_metrics_while_paused_and_completes_after_res
          ANALYZE items;"
     ))
     .await;
-    let dir = tempfile::tempdir().unwrap();
-    let events = dir.path().join("events.jsonl");
-    let toml = file_toml(
+    let daemon = Daemon::start(
         &pg,
         &["public.items"],
         "snapshot_chunk_rows = 5000",
-        &events,
-    )
-    .replace("snapshot_mode = \"never\"", "snapshot_mode = \"initial\"")
-    .replace(
-        "max_batch_wait_ms = 10",
-        "max_batch_wait_ms = 10\nmax_batch_events = 500",
+        |toml| {
+            toml.replace("snapshot_mode = \"never\"", "snapshot_mode = \"initial\"")
+                .replace(
+                    "max_batch_wait_ms = 10",
+                    "max_batch_wait_ms = 10\nmax_batch_events = 500",
+                )
+        },
     );
-    let daemon = Daemon::start(&toml);
     // Paused as soon as the endpoint answers: the snapshot cannot finish before.
     support::wait_until("the pause is accepted", WAIT, || async {
         daemon.post("/admin/pause", None, "").await.0 == 200
@@ -295,7 +297,7 @@ async fn snapshot_progress_shows_in_metrics_while_paused_and_completes_after_res
     assert!(find_sample(&text, names::SNAPSHOT_CHUNKS_DONE, &[]).unwrap() < chunks);
     assert!(find_sample(&text, names::SNAPSHOT_ROWS_ESTIMATED, &[]).unwrap() >= ROWS as f64 * 0.9);
     assert!(
-        file_events(&events).len() < ROWS as usize,
+        file_events(&daemon.events).len() < ROWS as usize,
         "held back while paused"
     );
     assert_eq!(
@@ -335,7 +337,7 @@ async fn snapshot_progress_shows_in_metrics_while_paused_and_completes_after_res
         Some(ROWS as f64)
     );
     support::wait_until("every snapshot row is in the file", WAIT, || async {
-        file_events(&events).len() == ROWS as usize
+        file_events(&daemon.events).len() == ROWS as usize
     })
     .await;
     daemon.stop().await;
@@ -344,9 +346,7 @@ async fn snapshot_progress_shows_in_metrics_while_paused_and_completes_after_res
 #[tokio::test]
 async fn sluice_status_prints_the_running_daemons_status_as_json_and_as_a_table() {
     let pg = support::start_postgres_with("CREATE TABLE items (id int PRIMARY KEY)").await;
-    let dir = tempfile::tempdir().unwrap();
-    let events = dir.path().join("events.jsonl");
-    let daemon = Daemon::start(&file_toml(&pg, &["public.items"], "", &events));
+    let daemon = Daemon::start(&pg, &["public.items"], "", |toml| toml);
     harness::wait_streaming(&pg).await;
     let client = pg.client(DEFAULT_DATABASE).await.unwrap();
     client
@@ -405,13 +405,9 @@ async fn sluice_status_prints_the_running_daemons_status_as_json_and_as_a_table(
 async fn a_paused_daemon_holds_delivery_and_resume_delivers_everything_with_the_admin_token() {
     const TOKEN: &str = "adm1n-t0ken-value";
     let pg = support::start_postgres_with("CREATE TABLE items (id int PRIMARY KEY)").await;
-    let dir = tempfile::tempdir().unwrap();
-    let events = dir.path().join("events.jsonl");
-    let toml = format!(
-        "{}\n[http]\nadmin_token = \"{TOKEN}\"\n",
-        file_toml(&pg, &["public.items"], "", &events)
-    );
-    let daemon = Daemon::start(&toml);
+    let daemon = Daemon::start(&pg, &["public.items"], "", |toml| {
+        format!("{toml}\n[http]\nadmin_token = \"{TOKEN}\"\n")
+    });
     harness::wait_streaming(&pg).await;
     daemon.wait_up().await;
 
@@ -450,7 +446,7 @@ async fn a_paused_daemon_holds_delivery_and_resume_delivers_everything_with_the_
     })
     .await;
     assert!(
-        file_events(&events).is_empty(),
+        file_events(&daemon.events).is_empty(),
         "nothing is delivered while paused"
     );
     let (_, body) = daemon.get("/status").await;
@@ -466,7 +462,7 @@ async fn a_paused_daemon_holds_delivery_and_resume_delivers_everything_with_the_
 
     assert_eq!(daemon.post("/admin/resume", Some(TOKEN), "").await.0, 200);
     support::wait_until("every held change is delivered", WAIT, || async {
-        file_events(&events).len() == 100
+        file_events(&daemon.events).len() == 100
     })
     .await;
     support::wait_slot_confirmed(
@@ -506,15 +502,12 @@ async fn a_snapshot_requested_over_http_delivers_the_tables_rows() {
            FROM generate_series(1, 40) i;",
     )
     .await;
-    let dir = tempfile::tempdir().unwrap();
-    let events = dir.path().join("events.jsonl");
-    let toml = file_toml(
+    let daemon = Daemon::start(
         &pg,
         &["public.items"],
         "signal_table = \"public.sluice_signal\"\nincremental_chunk_rows = 7",
-        &events,
+        |toml| toml,
     );
-    let daemon = Daemon::start(&toml);
     harness::wait_streaming(&pg).await;
     daemon.wait_up().await;
 
@@ -530,10 +523,10 @@ async fn a_snapshot_requested_over_http_delivers_the_tables_rows() {
     let (status, body) = daemon.post("/admin/snapshot", None, request).await;
     assert_eq!(status, 202, "{body}");
     support::wait_until("the filtered rows are delivered", WAIT, || async {
-        file_events(&events).len() >= 20
+        file_events(&daemon.events).len() >= 20
     })
     .await;
-    let rows = file_events(&events);
+    let rows = file_events(&daemon.events);
     assert_eq!(rows.len(), 20);
     for row in &rows {
         assert_eq!(row["op"], "r", "{row}");

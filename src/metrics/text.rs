@@ -10,6 +10,14 @@ use super::{names, PipelineMetrics, OPS};
 /// The `Content-Type` of [`render`]'s output.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
+/// A per-sink family: name, type, help, and how to read one sink's value.
+type SinkFamily = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&super::SinkMetrics) -> i64,
+);
+
 /// Every metric of `metrics`, in the text format.
 pub fn render(metrics: &PipelineMetrics) -> String {
     let mut out = String::with_capacity(4096);
@@ -50,7 +58,7 @@ pub fn render(metrics: &PipelineMetrics) -> String {
         );
     }
 
-    let per_sink: [(&str, &str, &str, fn(&super::SinkMetrics) -> i64); 5] = [
+    let per_sink: [SinkFamily; 5] = [
         (
             names::SINK_EVENTS_TOTAL,
             "counter",

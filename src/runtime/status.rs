@@ -139,8 +139,8 @@ impl fmt::Display for Status {
             .max(4);
         writeln!(
             f,
-            "{:<name_width$}  {:>14}  {:>12}  {:>14}  {:>5}  {:>7}  {:>12}  {}",
-            "SINK", "ACKED LSN", "EVENTS", "BYTES", "QUEUE", "RETRIES", "DEAD LETTERS", "STATE"
+            "{:<name_width$}  {:>14}  {:>12}  {:>14}  {:>5}  {:>7}  {:>12}  STATE",
+            "SINK", "ACKED LSN", "EVENTS", "BYTES", "QUEUE", "RETRIES", "DEAD LETTERS"
         )?;
         for sink in &self.sinks {
             writeln!(
