@@ -535,3 +535,66 @@ async fn a_snapshot_requested_over_http_delivers_the_tables_rows() {
     }
     daemon.stop().await;
 }
+
+#[tokio::test]
+async fn a_failing_sink_makes_the_pipeline_unready_and_counts_its_retries_until_it_heals() {
+    let pg = support::start_postgres_with("CREATE TABLE items (id int PRIMARY KEY)").await;
+    let config = harness::config(&pg, &["public.items"], "");
+    let (pipeline, handle) = harness::start(config.clone()).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let state = std::sync::Arc::new(sluice::runtime::http::HttpState {
+        pipeline: config.pipeline.name.clone(),
+        control: pipeline.control(),
+        source: config.source.clone(),
+        admin_token: None,
+    });
+    let stop = tokio_util::sync::CancellationToken::new();
+    let server = tokio::spawn(sluice::runtime::http::serve(listener, state, stop.clone()));
+    let get = |path: &str| request(http_client().get(format!("{base}{path}")));
+    harness::wait_streaming(&pg).await;
+    support::wait_until("the pipeline is ready", WAIT, || async {
+        get("/ready").await.0 == 200
+    })
+    .await;
+
+    // Fault injection: no real destination fails on cue, so the memory sink does.
+    handle.fail_writes(u64::MAX, sluice_api::ErrorClass::Transient);
+    let client = pg.client(DEFAULT_DATABASE).await.unwrap();
+    client
+        .batch_execute("INSERT INTO items VALUES (1)")
+        .await
+        .unwrap();
+    support::wait_until("readiness fails with the failing sink", WAIT, || async {
+        let (status, body) = get("/ready").await;
+        status == 503 && body.contains("memory")
+    })
+    .await;
+    let retries = |text: &str| {
+        find_sample(text, names::SINK_RETRIES_TOTAL, &[("sink", "memory")]).unwrap_or(0.0)
+    };
+    support::wait_until("the retries are counted", WAIT, || async {
+        retries(&get("/metrics").await.1) >= 2.0
+    })
+    .await;
+    let (_, body) = get("/status").await;
+    let status: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let memory = status["sinks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "memory")
+        .unwrap();
+    assert_eq!(memory["failing"], true, "{body}");
+    assert_eq!(memory["events"], 0, "{body}");
+
+    handle.heal();
+    harness::wait_events(&handle, 1).await;
+    support::wait_until("the pipeline is ready again", WAIT, || async {
+        get("/ready").await.0 == 200
+    })
+    .await;
+    stop.cancel();
+    server.await.unwrap().unwrap();
+    pipeline.shutdown().await.unwrap();
+}

@@ -233,6 +233,24 @@ mod tests {
         assert_eq!(read, vec![letter(1), letter(2)]);
     }
 
+    #[tokio::test]
+    async fn lazy_dead_letters_count_only_what_was_made_durable() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dead.jsonl");
+        let mut letters = LazyDeadLetters::new(DeadLetterConfig::File { path: path.clone() });
+        letters.send(&[]).await.unwrap();
+        assert_eq!(letters.sent_count(), 0);
+        assert!(!path.exists(), "opened only when a letter comes");
+        letters.send(&[letter(1), letter(2)]).await.unwrap();
+        letters.send(&[letter(3)]).await.unwrap();
+        assert_eq!(letters.sent_count(), 3);
+
+        let unwritable = dir.path().join("missing-dir").join("dead.jsonl");
+        let mut failing = LazyDeadLetters::new(DeadLetterConfig::File { path: unwritable });
+        assert!(failing.send(&[letter(4)]).await.is_err());
+        assert_eq!(failing.sent_count(), 0);
+    }
+
     #[test]
     fn a_dead_letter_table_reports_every_problem_with_its_key() {
         let problems = RawDeadLetterConfig {
