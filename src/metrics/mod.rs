@@ -137,7 +137,7 @@ pub struct PipelineMetrics {
     pub acked_sequence: AtomicU64,
     pub paused: AtomicBool,
     pub source_connected: AtomicBool,
-    /// The number of sinks whose last write attempt failed (retrying).
+    /// Per sink (by index): whether its latest write attempt failed (retrying or stopped).
     failing: Vec<AtomicBool>,
     snapshot: Arc<SnapshotProgress>,
     started: Instant,
