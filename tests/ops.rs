@@ -262,18 +262,18 @@ async fn snapshot_progress_shows_in_metrics_while_paused_and_completes_after_res
          ANALYZE items;"
     ))
     .await;
-    let daemon = Daemon::start(
-        &pg,
-        &["public.items"],
-        "snapshot_chunk_rows = 5000",
-        |toml| {
-            toml.replace("snapshot_mode = \"never\"", "snapshot_mode = \"initial\"")
-                .replace(
-                    "max_batch_wait_ms = 10",
-                    "max_batch_wait_ms = 10\nmax_batch_events = 500",
-                )
-        },
+    let state = tempfile::tempdir().unwrap();
+    let extra_source = format!(
+        "snapshot_chunk_rows = 5000\nstate_dir = {:?}",
+        state.path().display().to_string()
     );
+    let daemon = Daemon::start(&pg, &["public.items"], &extra_source, |toml| {
+        toml.replace("snapshot_mode = \"never\"", "snapshot_mode = \"initial\"")
+            .replace(
+                "max_batch_wait_ms = 10",
+                "max_batch_wait_ms = 10\nmax_batch_events = 500",
+            )
+    });
     // Paused as soon as the endpoint answers: the snapshot cannot finish before.
     support::wait_until("the pause is accepted", WAIT, || async {
         daemon.post("/admin/pause", None, "").await.0 == 200
