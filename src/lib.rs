@@ -9,6 +9,7 @@ pub mod config;
 pub mod delivery;
 pub mod demo;
 pub mod embedded;
+pub mod metrics;
 pub mod pipeline;
 pub mod registry;
 pub mod runtime;

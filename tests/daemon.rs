@@ -18,12 +18,9 @@ fn file_sink_config(
     events: &std::path::Path,
     extra_source: &str,
 ) -> String {
-    harness::config_toml(pg, &["public.items"], extra_source).replace(
-        "name = \"null\"\ntype = \"memory\"\nretain = false",
-        &format!(
-            "name = \"audit\"\ntype = \"file\"\npath = {:?}\nfsync = false",
-            events.display().to_string()
-        ),
+    harness::with_file_sink(
+        &harness::config_toml(pg, &["public.items"], extra_source),
+        events,
     )
 }
 

@@ -17,6 +17,7 @@ mod kafka_crash;
 mod kafka_exactly_once;
 #[cfg(feature = "sink-kafka")]
 mod kafka_metadata;
+mod ops;
 mod registry;
 #[cfg(feature = "sink-search")]
 mod search;

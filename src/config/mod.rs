@@ -3,12 +3,13 @@
 //! I/O (the password file is read at start, the database is checked by `sluice check`).
 //!
 //! Document layout: `[pipeline]` ([`PipelineConfig`]), `[source]` (the PostgreSQL source),
-//! `[[sink]]` (one or more, [`SinkSpec`]), `[log]` ([`LogConfig`]), `[[transforms]]`
-//! ([`crate::transform`]). See
+//! `[[sink]]` (one or more, [`SinkSpec`]), `[log]` ([`LogConfig`]), `[http]` ([`HttpConfig`]),
+//! `[[transforms]]` ([`crate::transform`]). See
 //! `config/sluice.example.toml` for every key.
 
 mod env;
 mod envelope;
+mod http;
 mod log;
 mod pipeline;
 mod registry;
@@ -25,6 +26,7 @@ use toml::{Table, Value};
 
 pub use env::{apply_overrides, ENV_PREFIX};
 pub use envelope::{RawEnvelope, MAX_MONEY_FRACTION_DIGITS};
+pub use http::{HttpConfig, DEFAULT_HTTP_ENABLED, DEFAULT_HTTP_LISTEN};
 pub use log::{LogConfig, LogFormat, DEFAULT_LOG_LEVEL};
 pub use pipeline::{
     PipelineConfig, DEFAULT_MAX_BATCH_EVENTS, DEFAULT_MAX_BATCH_WAIT_MS,
@@ -52,6 +54,8 @@ pub struct Config {
     pub registry: Option<RegistryConfig>,
     /// `[[transforms]]`, in file order: applied before the sinks. Default: none.
     pub transforms: crate::transform::Transforms,
+    /// `[http]`: probes, metrics, status and admin endpoints of `sluice run`.
+    pub http: HttpConfig,
 }
 
 /// Why a config file could not become a [`Config`].
@@ -161,8 +165,10 @@ impl Config {
         if let (Some(sinks), Some(None)) = (&sinks, &registry) {
             require_registry(sinks, &mut problems);
         }
+        let http = section::<http::RawHttp>(root.http, "http", &mut problems)
+            .and_then(|raw| ok_or_report(http::validate(raw, "http"), &mut problems));
 
-        match (pipeline, source, sinks, log, envelope, registry, transforms) {
+        match (pipeline, source, sinks, log, envelope, registry, transforms, http) {
             (
                 Some(pipeline),
                 Some(source),
@@ -171,6 +177,7 @@ impl Config {
                 Some(envelope),
                 Some(registry),
                 Some(transforms),
+                Some(http),
             ) if problems.is_empty() => Ok(Config {
                 pipeline,
                 source,
@@ -179,6 +186,7 @@ impl Config {
                 envelope,
                 registry,
                 transforms,
+                http,
             }),
             _ => Err(ConfigProblems(dedupe(problems))),
         }
@@ -209,6 +217,7 @@ struct RawRoot {
     envelope: Option<Value>,
     registry: Option<Value>,
     transforms: Option<Value>,
+    http: Option<Value>,
 }
 
 /// Deserialize one section (absent = empty table, so its required keys are reported).

@@ -1,13 +1,15 @@
 //! The per-sink driver task.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sluice_api::{Backoff, Batch, ErrorClass, Sink, SinkError};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::checkpoint::Ack;
+use crate::metrics::PipelineMetrics;
 
 /// Why a sink's driver stopped before its input ended.
 #[derive(Debug, thiserror::Error)]
@@ -25,7 +27,9 @@ pub enum DeliveryError {
 /// Deliver every batch from `batches` to `sink` in order; after each durable write, send its
 /// ack. Transient errors are retried with backoff until `abort` fires; a batch is never
 /// acknowledged unless the sink accepted it. Returns when the input ends (after closing the
-/// sink), on a fatal error, or on abort.
+/// sink), on a fatal error, or on abort. Delivery figures go to `metrics` under the sink's
+/// `index`, before the ack is sent.
+#[allow(clippy::too_many_arguments)]
 pub async fn drive_sink(
     index: usize,
     name: String,
@@ -34,13 +38,20 @@ pub async fn drive_sink(
     acks: mpsc::UnboundedSender<Ack>,
     retry: (Duration, Duration),
     abort: CancellationToken,
+    metrics: Arc<PipelineMetrics>,
 ) -> Result<(), DeliveryError> {
     let mut backoff = Backoff::new(retry.0, retry.1);
+    let probe = metrics.sink(index);
     while let Some(batch) = batches.recv().await {
+        if let Some(probe) = probe {
+            probe.queued.fetch_sub(1, Ordering::Relaxed);
+        }
+        let mut write_time = None;
         // Empty batches only carry a position (keepalive between transactions): nothing to
         // write, unless the envelope stage put records about the stream on them (a heartbeat,
         // the END of a transaction whose commit arrived after its last event's batch).
         if !batch.events.is_empty() || !batch.records.is_empty() {
+            let started = Instant::now();
             loop {
                 let result = tokio::select! {
                     result = sink.write(&batch) => result,
@@ -51,9 +62,15 @@ pub async fn drive_sink(
                 match result {
                     Ok(()) => {
                         backoff.reset();
+                        write_time = Some(started.elapsed());
+                        metrics.set_sink_failing(index, false);
                         break;
                     }
                     Err(error) if error.class == ErrorClass::Transient => {
+                        if let Some(probe) = probe {
+                            probe.retries.fetch_add(1, Ordering::Relaxed);
+                        }
+                        metrics.set_sink_failing(index, true);
                         let delay = backoff.next_delay();
                         tracing::warn!(
                             sink = %name, batch = batch.sequence, attempt = backoff.attempt(),
@@ -68,14 +85,21 @@ pub async fn drive_sink(
                         }
                     }
                     Err(error) => {
+                        metrics.set_sink_failing(index, true);
                         return Err(DeliveryError::Fatal {
                             sink: name,
                             sequence: batch.sequence,
                             error,
-                        })
+                        });
                     }
                 }
             }
+        }
+        if let Some(probe) = probe {
+            probe.delivered(&batch, write_time);
+            probe
+                .dead_letters
+                .store(sink.dead_letter_count(), Ordering::Relaxed);
         }
         let ack = Ack {
             sink: index,

@@ -20,6 +20,12 @@ pub trait Sink: Send {
     /// Make every event of `batch` durable at the destination.
     async fn write(&mut self, batch: &Batch) -> Result<(), SinkError>;
 
+    /// Changes this sink has durably set aside as dead letters since it was built (0 for a sink
+    /// without a dead-letter destination). Read after each acknowledged write for metrics.
+    fn dead_letter_count(&self) -> u64 {
+        0
+    }
+
     /// Release connections and flush anything buffered; called once on orderly shutdown.
     async fn close(&mut self) -> Result<(), SinkError> {
         Ok(())

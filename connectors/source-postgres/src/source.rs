@@ -51,6 +51,16 @@ pub struct SourceContext {
     pub acked_sequence: watch::Receiver<u64>,
     /// Live snapshot figures, shared with whoever reports them.
     pub snapshot_progress: std::sync::Arc<SnapshotProgress>,
+    /// The server's WAL end as the replication stream last reported it (keepalives and
+    /// XLogData headers), for the lag figures.
+    pub server_wal_end: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl SourceContext {
+    fn observe_wal_end(&self, wal_end: Lsn) {
+        self.server_wal_end
+            .fetch_max(wal_end.0, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// Stream changes until stopped. Transient failures reconnect with backoff; the result is an
@@ -235,6 +245,7 @@ impl<'a> Session<'a> {
             slot = %cfg.slot, start = %start_lsn, server_wal = %system.xlogpos,
             timeline = system.timeline, "streaming changes"
         );
+        ctx.observe_wal_end(system.xlogpos);
         ctx.streaming.send_replace(true);
         let heartbeat = cfg
             .heartbeat_interval
@@ -285,12 +296,14 @@ impl<'a> Session<'a> {
                 _ = tick.tick() => self.maybe_send_status().await?,
                 _ = sleep_until_opt(deadline) => self.send_batch().await?,
                 message = self.stream.recv() => match message? {
-                    Some(ReplicationMessage::XLogData { wal_start, data, .. }) => {
+                    Some(ReplicationMessage::XLogData { wal_start, wal_end, data, .. }) => {
                         backoff.reset();
+                        self.ctx.observe_wal_end(wal_end);
                         self.handle_xlog(wal_start, &data).await?;
                     }
                     Some(ReplicationMessage::Keepalive { wal_end, reply_requested, .. }) => {
                         backoff.reset();
+                        self.ctx.observe_wal_end(wal_end);
                         if !self.decoder.in_transaction() && self.batcher.complete_up_to(wal_end) {
                             self.send_batch().await?;
                         }
