@@ -1,0 +1,409 @@
+//! Delivery to a pipelined sink: up to `max_in_flight` batches handed to the sink and not yet
+//! durable, their acks still sent strictly in commit order (the shape of Vector's finalizer).
+//!
+//! The batch at the front of the window is acknowledged once its write and every earlier one
+//! resolved `Ok`. When any write fails, no new batch is begun; the window settles (every other
+//! write resolves), and after the backoff every batch not acknowledged is begun again in
+//! order, including those whose writes had succeeded behind the gap. So the checkpoint never
+//! passes a batch the destination did not accept, and a resend never races the failed round.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use futures::stream::{FuturesUnordered, StreamExt};
+use sluice_api::{Batch, PendingWrite, Sink, SinkError};
+use tokio::sync::mpsc;
+
+use super::driver::{has_content, DeliveryError, Driver};
+
+/// A batch begun and not yet acknowledged.
+struct Slot {
+    batch: Arc<Batch>,
+    /// Its write resolved `Ok` (or it had nothing to write).
+    durable: bool,
+}
+
+/// The batches in flight, in commit order, and their unresolved writes.
+#[derive(Default)]
+struct Window {
+    slots: VecDeque<Slot>,
+    /// Each resolves to its batch's sequence and the write's outcome.
+    writes: FuturesUnordered<BoxFuture<'static, (u64, Result<(), SinkError>)>>,
+}
+
+impl Window {
+    fn push(&mut self, batch: Arc<Batch>, write: Option<PendingWrite>) {
+        let sequence = batch.sequence;
+        self.slots.push_back(Slot {
+            batch,
+            durable: write.is_none(),
+        });
+        if let Some(write) = write {
+            self.writes
+                .push(Box::pin(async move { (sequence, write.await) }));
+        }
+    }
+
+    fn mark_durable(&mut self, sequence: u64) {
+        if let Some(slot) = self.slots.iter_mut().find(|s| s.batch.sequence == sequence) {
+            slot.durable = true;
+        }
+    }
+
+    /// The front batch, when it is durable: everything before it was acknowledged already.
+    fn pop_durable(&mut self) -> Option<Arc<Batch>> {
+        match self.slots.front() {
+            Some(slot) if slot.durable => self.slots.pop_front().map(|s| s.batch),
+            _ => None,
+        }
+    }
+
+    fn front_sequence(&self) -> u64 {
+        self.slots.front().map_or(0, |s| s.batch.sequence)
+    }
+}
+
+/// Deliver `batches` to a pipelined `sink` with at most `max_in_flight` batches in flight.
+/// Returns `Ok` when the input ended and everything was acknowledged, or when nobody takes
+/// acks any more; errors as [`super::drive_sink`].
+pub(super) async fn drive_window(
+    driver: &mut Driver,
+    sink: &mut dyn Sink,
+    batches: &mut mpsc::Receiver<Arc<Batch>>,
+    max_in_flight: usize,
+) -> Result<(), DeliveryError> {
+    let mut window = Window::default();
+    // Batches to begin again, in order, before any new one: the unacknowledged part of a
+    // window that failed.
+    let mut resend: VecDeque<Arc<Batch>> = VecDeque::new();
+    let mut input_open = true;
+    loop {
+        while let Some(batch) = window.pop_durable() {
+            if !driver.ack(&batch) {
+                return Ok(());
+            }
+        }
+        let room = window.slots.len() < max_in_flight;
+        if room {
+            if let Some(batch) = resend.pop_front() {
+                begin(driver, sink, &mut window, batch).await?;
+                continue;
+            }
+        }
+        if !input_open && window.slots.is_empty() {
+            return Ok(());
+        }
+        tokio::select! {
+            biased;
+            _ = driver.abort.cancelled(), if !window.slots.is_empty() => {
+                return Err(driver.cancelled(window.front_sequence()));
+            }
+            Some((sequence, result)) = window.writes.next(), if !window.writes.is_empty() => {
+                match result {
+                    Ok(()) => window.mark_durable(sequence),
+                    Err(error) => {
+                        settle(driver, &mut window).await?;
+                        for slot in window.slots.drain(..).rev() {
+                            resend.push_front(slot.batch);
+                        }
+                        driver.pause_after(error, sequence).await?;
+                    }
+                }
+            }
+            next = batches.recv(), if room && input_open => match next {
+                Some(batch) => begin(driver, sink, &mut window, batch).await?,
+                None => input_open = false,
+            },
+        }
+    }
+}
+
+/// Hand `batch` to the sink and put it in the window. A batch with nothing to write is
+/// durable at once; a failure to begin counts as a failed write of that batch.
+async fn begin(
+    driver: &Driver,
+    sink: &mut dyn Sink,
+    window: &mut Window,
+    batch: Arc<Batch>,
+) -> Result<(), DeliveryError> {
+    if !has_content(&batch) {
+        window.push(batch, None);
+        return Ok(());
+    }
+    let started = tokio::select! {
+        started = sink.begin_write(batch.clone()) => started,
+        _ = driver.abort.cancelled() => return Err(driver.cancelled(batch.sequence)),
+    };
+    let write = started.unwrap_or_else(|error| Box::pin(async move { Err(error) }));
+    window.push(batch, Some(write));
+    Ok(())
+}
+
+/// Wait until every write in the window has resolved, whatever its outcome.
+async fn settle(driver: &Driver, window: &mut Window) -> Result<(), DeliveryError> {
+    let first = window.front_sequence();
+    let drained = async {
+        while window.writes.next().await.is_some() {}
+    };
+    tokio::select! {
+        _ = drained => Ok(()),
+        _ = driver.abort.cancelled() => Err(driver.cancelled(first)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use sluice_api::{EncodedRecord, ErrorClass, Lsn, RecordOrigin};
+    use tokio::sync::oneshot;
+    use tokio_util::sync::CancellationToken;
+
+    use super::*;
+    use crate::checkpoint::Ack;
+    use crate::delivery::drive_sink;
+
+    type Resolver = oneshot::Sender<Result<(), SinkError>>;
+
+    /// Fault injection: a pipelined sink whose writes resolve when, and how, the test says
+    /// (out of order, failing), which no real destination does on demand. Each begun batch is
+    /// reported with the handle that resolves its write.
+    struct ScriptedSink {
+        begun: mpsc::UnboundedSender<(u64, Resolver)>,
+        in_flight: Arc<AtomicUsize>,
+        most_in_flight: Arc<AtomicUsize>,
+    }
+
+    #[async_trait::async_trait]
+    impl Sink for ScriptedSink {
+        async fn write(&mut self, _batch: &Batch) -> Result<(), SinkError> {
+            Err(SinkError::fatal("the scripted sink is pipelined"))
+        }
+
+        fn pipelined(&self) -> bool {
+            true
+        }
+
+        async fn begin_write(&mut self, batch: Arc<Batch>) -> Result<PendingWrite, SinkError> {
+            let (resolve, resolved) = oneshot::channel();
+            let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+            self.most_in_flight.fetch_max(now, Ordering::SeqCst);
+            let _ = self.begun.send((batch.sequence, resolve));
+            let in_flight = self.in_flight.clone();
+            Ok(Box::pin(async move {
+                let result = resolved
+                    .await
+                    .unwrap_or_else(|_| Err(SinkError::transient("resolver dropped")));
+                in_flight.fetch_sub(1, Ordering::SeqCst);
+                result
+            }))
+        }
+    }
+
+    /// A running driver over a [`ScriptedSink`].
+    struct Harness {
+        batches: mpsc::Sender<Arc<Batch>>,
+        begun: mpsc::UnboundedReceiver<(u64, Resolver)>,
+        acks: mpsc::UnboundedReceiver<Ack>,
+        most_in_flight: Arc<AtomicUsize>,
+        driver: tokio::task::JoinHandle<Result<(), DeliveryError>>,
+    }
+
+    fn start(max_in_flight: usize) -> Harness {
+        let (batches, input) = mpsc::channel(16);
+        let (begun_tx, begun) = mpsc::unbounded_channel();
+        let (ack_tx, acks) = mpsc::unbounded_channel();
+        let most_in_flight = Arc::new(AtomicUsize::new(0));
+        let sink = ScriptedSink {
+            begun: begun_tx,
+            in_flight: Arc::new(AtomicUsize::new(0)),
+            most_in_flight: most_in_flight.clone(),
+        };
+        let driver = tokio::spawn(drive_sink(
+            0,
+            "scripted".into(),
+            Box::new(sink),
+            input,
+            ack_tx,
+            (Duration::from_millis(1), Duration::from_millis(2)),
+            max_in_flight,
+            CancellationToken::new(),
+        ));
+        Harness {
+            batches,
+            begun,
+            acks,
+            most_in_flight,
+            driver,
+        }
+    }
+
+    /// Batch `sequence` with one record and checkpoint `sequence * 100`.
+    fn batch(sequence: u64) -> Arc<Batch> {
+        Arc::new(Batch {
+            sequence,
+            events: Vec::new(),
+            checkpoint: Some(Lsn(sequence * 100)),
+            records: vec![EncodedRecord {
+                origin: RecordOrigin::Heartbeat,
+                topic: Arc::from("t"),
+                key: None,
+                value: Some(vec![1]),
+            }],
+        })
+    }
+
+    impl Harness {
+        async fn send(&self, sequences: impl IntoIterator<Item = u64>) {
+            for sequence in sequences {
+                self.batches.send(batch(sequence)).await.expect("driver runs");
+            }
+        }
+
+        async fn next_begun(&mut self) -> (u64, Resolver) {
+            tokio::time::timeout(Duration::from_secs(10), self.begun.recv())
+                .await
+                .expect("a batch is begun in time")
+                .expect("driver runs")
+        }
+
+        async fn next_ack(&mut self) -> u64 {
+            tokio::time::timeout(Duration::from_secs(10), self.acks.recv())
+                .await
+                .expect("an ack in time")
+                .expect("driver runs")
+                .sequence
+        }
+
+        /// Every ack left once the input is closed and the driver ended.
+        async fn finish(mut self) -> (Result<(), DeliveryError>, Vec<u64>) {
+            drop(self.batches);
+            let result = self.driver.await.expect("driver task");
+            let mut rest = Vec::new();
+            while let Ok(ack) = self.acks.try_recv() {
+                rest.push(ack.sequence);
+            }
+            (result, rest)
+        }
+    }
+
+    #[tokio::test]
+    async fn acks_follow_commit_order_when_later_writes_are_durable_first() {
+        let mut h = start(4);
+        h.send(1..=3).await;
+        let (_, one) = h.next_begun().await;
+        let (_, two) = h.next_begun().await;
+        let (_, three) = h.next_begun().await;
+        three.send(Ok(())).unwrap();
+        two.send(Ok(())).unwrap();
+        one.send(Ok(())).unwrap();
+        assert_eq!(h.next_ack().await, 1);
+        assert_eq!(h.next_ack().await, 2);
+        assert_eq!(h.next_ack().await, 3);
+        let (result, rest) = h.finish().await;
+        assert!(result.is_ok(), "{result:?}");
+        assert!(rest.is_empty(), "no ack twice: {rest:?}");
+    }
+
+    #[tokio::test]
+    async fn a_failed_write_is_begun_again_with_every_later_batch_and_nothing_is_acked_past_it() {
+        let mut h = start(4);
+        h.send(1..=3).await;
+        let (_, one) = h.next_begun().await;
+        let (_, two) = h.next_begun().await;
+        let (_, three) = h.next_begun().await;
+        one.send(Ok(())).unwrap();
+        assert_eq!(h.next_ack().await, 1);
+        three.send(Ok(())).unwrap();
+        two.send(Err(SinkError::transient("broker away"))).unwrap();
+        // Batch 4 arrives while the failed round is pending: the resend comes first.
+        h.send([4]).await;
+        let mut begun = Vec::new();
+        for _ in 0..3 {
+            let (sequence, resolve) = h.next_begun().await;
+            begun.push(sequence);
+            resolve.send(Ok(())).unwrap();
+        }
+        assert_eq!(begun, [2, 3, 4], "from the gap on, in order, before anything new");
+        assert_eq!(h.next_ack().await, 2);
+        assert_eq!(h.next_ack().await, 3);
+        assert_eq!(h.next_ack().await, 4);
+        let (result, rest) = h.finish().await;
+        assert!(result.is_ok(), "{result:?}");
+        assert!(rest.is_empty(), "no ack twice: {rest:?}");
+    }
+
+    #[tokio::test]
+    async fn no_batch_is_begun_again_before_every_write_of_the_failed_window_resolved() {
+        let mut h = start(4);
+        h.send(1..=2).await;
+        let (_, one) = h.next_begun().await;
+        let (_, two) = h.next_begun().await;
+        one.send(Err(SinkError::transient("broker away"))).unwrap();
+        h.send([3]).await;
+        // Batch 2 is still in flight. A driver that did not settle first would begin again
+        // after its 1-2 ms backoff; absence can only be shown over a bounded time, so allow it
+        // a hundred times that.
+        let early = tokio::time::timeout(Duration::from_millis(200), h.begun.recv()).await;
+        assert!(
+            early.is_err(),
+            "begun while the failed window was unsettled: {:?}",
+            early.ok().flatten().map(|(sequence, _)| sequence)
+        );
+        two.send(Ok(())).unwrap();
+        let (first, resolve_first) = h.next_begun().await;
+        assert_eq!(first, 1, "the resend starts at the first unacknowledged batch");
+        resolve_first.send(Ok(())).unwrap();
+        for expected in [2, 3] {
+            let (sequence, resolve) = h.next_begun().await;
+            assert_eq!(sequence, expected);
+            resolve.send(Ok(())).unwrap();
+        }
+        for expected in 1..=3 {
+            assert_eq!(h.next_ack().await, expected);
+        }
+        let (result, _) = h.finish().await;
+        assert!(result.is_ok(), "{result:?}");
+    }
+
+    #[tokio::test]
+    async fn the_window_never_holds_more_than_max_in_flight_batches() {
+        let mut h = start(2);
+        h.send(1..=6).await;
+        for expected in 1..=6 {
+            let (sequence, resolve) = h.next_begun().await;
+            assert_eq!(sequence, expected);
+            resolve.send(Ok(())).unwrap();
+        }
+        for expected in 1..=6 {
+            assert_eq!(h.next_ack().await, expected);
+        }
+        let most = h.most_in_flight.load(Ordering::SeqCst);
+        let (result, _) = h.finish().await;
+        assert!(result.is_ok(), "{result:?}");
+        assert!((1..=2).contains(&most), "at most 2 in flight, saw {most}");
+    }
+
+    #[tokio::test]
+    async fn a_fatal_error_stops_delivery_without_acknowledging_the_batch_or_any_after_it() {
+        let mut h = start(4);
+        h.send(1..=2).await;
+        let (_, one) = h.next_begun().await;
+        let (_, two) = h.next_begun().await;
+        two.send(Ok(())).unwrap();
+        one.send(Err(SinkError::fatal("rejected"))).unwrap();
+        let (result, acks) = h.finish().await;
+        match result {
+            Err(DeliveryError::Fatal {
+                sequence, error, ..
+            }) => {
+                assert_eq!(sequence, 1);
+                assert_eq!(error.class, ErrorClass::Fatal);
+            }
+            other => panic!("expected a fatal error, got {other:?}"),
+        }
+        assert!(acks.is_empty(), "nothing acknowledged: {acks:?}");
+    }
+}
