@@ -143,9 +143,7 @@ async fn begin(
 /// Wait until every write in the window has resolved, whatever its outcome.
 async fn settle(driver: &Driver, window: &mut Window) -> Result<(), DeliveryError> {
     let first = window.front_sequence();
-    let drained = async {
-        while window.writes.next().await.is_some() {}
-    };
+    let drained = async { while window.writes.next().await.is_some() {} };
     tokio::select! {
         _ = drained => Ok(()),
         _ = driver.abort.cancelled() => Err(driver.cancelled(first)),
@@ -258,7 +256,10 @@ mod tests {
     impl Harness {
         async fn send(&self, sequences: impl IntoIterator<Item = u64>) {
             for sequence in sequences {
-                self.batches.send(batch(sequence)).await.expect("driver runs");
+                self.batches
+                    .send(batch(sequence))
+                    .await
+                    .expect("driver runs");
             }
         }
 
@@ -326,7 +327,11 @@ mod tests {
             begun.push(sequence);
             resolve.send(Ok(())).unwrap();
         }
-        assert_eq!(begun, [2, 3, 4], "from the gap on, in order, before anything new");
+        assert_eq!(
+            begun,
+            [2, 3, 4],
+            "from the gap on, in order, before anything new"
+        );
         assert_eq!(h.next_ack().await, 2);
         assert_eq!(h.next_ack().await, 3);
         assert_eq!(h.next_ack().await, 4);
@@ -354,7 +359,10 @@ mod tests {
         );
         two.send(Ok(())).unwrap();
         let (first, resolve_first) = h.next_begun().await;
-        assert_eq!(first, 1, "the resend starts at the first unacknowledged batch");
+        assert_eq!(
+            first, 1,
+            "the resend starts at the first unacknowledged batch"
+        );
         resolve_first.send(Ok(())).unwrap();
         for expected in [2, 3] {
             let (sequence, resolve) = h.next_begun().await;

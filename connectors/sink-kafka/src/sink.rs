@@ -132,7 +132,6 @@ impl KafkaSink {
             })
         }))
     }
-
 }
 
 /// Prepare every topic of `records` not in `ready` (prepared in this run), in first-use order.
