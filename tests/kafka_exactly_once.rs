@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sluice_api::{Batch, ChangeEvent, EncodedRecord, ErrorClass, Lsn, Op, Sink, SourcePosition};
-use sluice_sink_kafka::{decode_offsets_value, KafkaSink, RawKafkaSinkConfig};
+use sluice_sink_kafka::{decode_offsets_value, CommittedPosition, KafkaSink, RawKafkaSinkConfig};
 
 use crate::support::kafka::ThrowawayKafka;
 
@@ -88,6 +88,16 @@ async fn committed_values(kafka: &ThrowawayKafka, topic: &str, expected: usize) 
         .collect()
 }
 
+/// The position of the last offsets record of pipeline `eos`, once `expected` records are there.
+async fn last_committed_position(kafka: &ThrowawayKafka, expected: usize) -> CommittedPosition {
+    let offsets = committed_values(kafka, "__sluice_offsets.eos", expected).await;
+    offsets
+        .iter()
+        .rev()
+        .find_map(|v| decode_offsets_value(v))
+        .expect("offsets records")
+}
+
 fn text(values: &[Vec<u8>]) -> Vec<String> {
     let mut out: Vec<String> = values
         .iter()
@@ -159,12 +169,7 @@ async fn a_restarted_sink_skips_what_the_offsets_topic_says_is_committed() {
         "each change once for a read_committed consumer\nbroker log:\n{}",
         kafka.log()
     );
-    let offsets = committed_values(&kafka, "__sluice_offsets.eos", 3).await;
-    let last = offsets
-        .iter()
-        .rev()
-        .find_map(|v| decode_offsets_value(v))
-        .expect("offsets records");
+    let last = last_committed_position(&kafka, 3).await;
     assert_eq!(last.checkpoint, Some(Lsn(308)));
     assert_eq!(last.last_event.lsn, Lsn(30));
 }
@@ -230,12 +235,7 @@ async fn a_broker_failure_while_a_transaction_spans_batches_loses_nothing_for_re
         "every change once for a read_committed consumer\nbroker log:\n{}",
         kafka.log()
     );
-    let offsets = committed_values(&kafka, "__sluice_offsets.eos", 1).await;
-    let last = offsets
-        .iter()
-        .rev()
-        .find_map(|v| decode_offsets_value(v))
-        .expect("offsets records");
+    let last = last_committed_position(&kafka, 1).await;
     assert_eq!(last.checkpoint, Some(Lsn(308)));
     assert_eq!(last.last_event.lsn, Lsn(30));
 }

@@ -270,15 +270,36 @@ mod tests {
                 .expect("driver runs")
         }
 
-        async fn next_ack(&mut self) -> u64 {
-            tokio::time::timeout(Duration::from_secs(10), self.acks.recv())
-                .await
-                .expect("an ack in time")
-                .expect("driver runs")
-                .sequence
+        /// The next batches begun are `sequences`, in order: their resolvers.
+        async fn expect_begun(&mut self, sequences: &[u64]) -> Vec<Resolver> {
+            let mut resolvers = Vec::new();
+            for expected in sequences {
+                let (sequence, resolve) = self.next_begun().await;
+                assert_eq!(sequence, *expected, "begun in order");
+                resolvers.push(resolve);
+            }
+            resolvers
         }
 
-        /// Every ack left once the input is closed and the driver ended.
+        /// The next batches begun are `sequences`, in order, and each is durable at once.
+        async fn expect_begun_durable(&mut self, sequences: &[u64]) {
+            for resolve in self.expect_begun(sequences).await {
+                resolve.send(Ok(())).unwrap();
+            }
+        }
+
+        /// The next acks are for `sequences`, in order.
+        async fn expect_acks(&mut self, sequences: &[u64]) {
+            for expected in sequences {
+                let ack = tokio::time::timeout(Duration::from_secs(10), self.acks.recv())
+                    .await
+                    .expect("an ack in time")
+                    .expect("driver runs");
+                assert_eq!(ack.sequence, *expected, "acks in commit order");
+            }
+        }
+
+        /// Close the input: the driver ends, and every ack left over.
         async fn finish(mut self) -> (Result<(), DeliveryError>, Vec<u64>) {
             drop(self.batches);
             let result = self.driver.await.expect("driver task");
@@ -288,64 +309,48 @@ mod tests {
             }
             (result, rest)
         }
+
+        /// Close the input: the driver ends without error and acknowledges nothing more.
+        async fn finish_cleanly(self) {
+            let (result, rest) = self.finish().await;
+            assert!(result.is_ok(), "{result:?}");
+            assert!(rest.is_empty(), "no ack twice: {rest:?}");
+        }
     }
 
     #[tokio::test]
     async fn acks_follow_commit_order_when_later_writes_are_durable_first() {
         let mut h = start(4);
         h.send(1..=3).await;
-        let (_, one) = h.next_begun().await;
-        let (_, two) = h.next_begun().await;
-        let (_, three) = h.next_begun().await;
-        three.send(Ok(())).unwrap();
-        two.send(Ok(())).unwrap();
-        one.send(Ok(())).unwrap();
-        assert_eq!(h.next_ack().await, 1);
-        assert_eq!(h.next_ack().await, 2);
-        assert_eq!(h.next_ack().await, 3);
-        let (result, rest) = h.finish().await;
-        assert!(result.is_ok(), "{result:?}");
-        assert!(rest.is_empty(), "no ack twice: {rest:?}");
+        for resolve in h.expect_begun(&[1, 2, 3]).await.into_iter().rev() {
+            resolve.send(Ok(())).unwrap();
+        }
+        h.expect_acks(&[1, 2, 3]).await;
+        h.finish_cleanly().await;
     }
 
     #[tokio::test]
     async fn a_failed_write_is_begun_again_with_every_later_batch_and_nothing_is_acked_past_it() {
         let mut h = start(4);
         h.send(1..=3).await;
-        let (_, one) = h.next_begun().await;
-        let (_, two) = h.next_begun().await;
-        let (_, three) = h.next_begun().await;
+        let [one, two, three]: [Resolver; 3] = h.expect_begun(&[1, 2, 3]).await.try_into().unwrap();
         one.send(Ok(())).unwrap();
-        assert_eq!(h.next_ack().await, 1);
+        h.expect_acks(&[1]).await;
         three.send(Ok(())).unwrap();
         two.send(Err(SinkError::transient("broker away"))).unwrap();
-        // Batch 4 arrives while the failed round is pending: the resend comes first.
+        // Batch 4 arrives while the failed round is pending: the resend comes first, from the
+        // gap on, in order, the durable batch 3 included.
         h.send([4]).await;
-        let mut begun = Vec::new();
-        for _ in 0..3 {
-            let (sequence, resolve) = h.next_begun().await;
-            begun.push(sequence);
-            resolve.send(Ok(())).unwrap();
-        }
-        assert_eq!(
-            begun,
-            [2, 3, 4],
-            "from the gap on, in order, before anything new"
-        );
-        assert_eq!(h.next_ack().await, 2);
-        assert_eq!(h.next_ack().await, 3);
-        assert_eq!(h.next_ack().await, 4);
-        let (result, rest) = h.finish().await;
-        assert!(result.is_ok(), "{result:?}");
-        assert!(rest.is_empty(), "no ack twice: {rest:?}");
+        h.expect_begun_durable(&[2, 3, 4]).await;
+        h.expect_acks(&[2, 3, 4]).await;
+        h.finish_cleanly().await;
     }
 
     #[tokio::test]
     async fn no_batch_is_begun_again_before_every_write_of_the_failed_window_resolved() {
         let mut h = start(4);
         h.send(1..=2).await;
-        let (_, one) = h.next_begun().await;
-        let (_, two) = h.next_begun().await;
+        let [one, two]: [Resolver; 2] = h.expect_begun(&[1, 2]).await.try_into().unwrap();
         one.send(Err(SinkError::transient("broker away"))).unwrap();
         h.send([3]).await;
         // Batch 2 is still in flight. A driver that did not settle first would begin again
@@ -358,39 +363,21 @@ mod tests {
             early.ok().flatten().map(|(sequence, _)| sequence)
         );
         two.send(Ok(())).unwrap();
-        let (first, resolve_first) = h.next_begun().await;
-        assert_eq!(
-            first, 1,
-            "the resend starts at the first unacknowledged batch"
-        );
-        resolve_first.send(Ok(())).unwrap();
-        for expected in [2, 3] {
-            let (sequence, resolve) = h.next_begun().await;
-            assert_eq!(sequence, expected);
-            resolve.send(Ok(())).unwrap();
-        }
-        for expected in 1..=3 {
-            assert_eq!(h.next_ack().await, expected);
-        }
-        let (result, _) = h.finish().await;
-        assert!(result.is_ok(), "{result:?}");
+        h.expect_begun_durable(&[1, 2, 3]).await;
+        h.expect_acks(&[1, 2, 3]).await;
+        h.finish_cleanly().await;
     }
 
     #[tokio::test]
     async fn the_window_never_holds_more_than_max_in_flight_batches() {
         let mut h = start(2);
         h.send(1..=6).await;
-        for expected in 1..=6 {
-            let (sequence, resolve) = h.next_begun().await;
-            assert_eq!(sequence, expected);
-            resolve.send(Ok(())).unwrap();
+        for sequence in 1..=6 {
+            h.expect_begun_durable(&[sequence]).await;
         }
-        for expected in 1..=6 {
-            assert_eq!(h.next_ack().await, expected);
-        }
+        h.expect_acks(&[1, 2, 3, 4, 5, 6]).await;
         let most = h.most_in_flight.load(Ordering::SeqCst);
-        let (result, _) = h.finish().await;
-        assert!(result.is_ok(), "{result:?}");
+        h.finish_cleanly().await;
         assert!((1..=2).contains(&most), "at most 2 in flight, saw {most}");
     }
 
@@ -398,8 +385,7 @@ mod tests {
     async fn a_fatal_error_stops_delivery_without_acknowledging_the_batch_or_any_after_it() {
         let mut h = start(4);
         h.send(1..=2).await;
-        let (_, one) = h.next_begun().await;
-        let (_, two) = h.next_begun().await;
+        let [one, two]: [Resolver; 2] = h.expect_begun(&[1, 2]).await.try_into().unwrap();
         two.send(Ok(())).unwrap();
         one.send(Err(SinkError::fatal("rejected"))).unwrap();
         let (result, acks) = h.finish().await;

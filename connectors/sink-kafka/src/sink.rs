@@ -30,9 +30,7 @@ const CLOSE_FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct KafkaSink {
     config: KafkaSinkConfig,
     producer: FutureProducer<LogContext>,
-    admin: AdminClient<LogContext>,
-    /// Topics known to exist (created or checked) in this run.
-    ready_topics: HashSet<String>,
+    topics: Topics,
     /// Set under `exactly_once`: writes go through transactions.
     transactional: Option<TransactionalWriter>,
     /// What failed writes leave for the next one, shared with the writes in flight.
@@ -79,9 +77,11 @@ impl KafkaSink {
         };
         Ok(KafkaSink {
             producer: create_producer(config)?,
-            admin: create_admin(config)?,
+            topics: Topics {
+                admin: create_admin(config)?,
+                ready: HashSet::new(),
+            },
             config: config.clone(),
-            ready_topics: HashSet::new(),
             transactional,
             aftermath: Arc::default(),
         })
@@ -96,7 +96,7 @@ impl KafkaSink {
                 .unwrap_or_else(PoisonError::into_inner),
         );
         for topic in &aftermath.unknown_topics {
-            self.ready_topics.remove(topic);
+            self.topics.ready.remove(topic);
         }
         if aftermath.renew_producer {
             self.producer = create_producer(&self.config)?;
@@ -115,14 +115,9 @@ impl KafkaSink {
             return Ok(Box::pin(async { Ok(()) }));
         }
         self.recover()?;
-        prepare_topics(
-            &self.config,
-            &self.admin,
-            &self.producer,
-            &mut self.ready_topics,
-            &records,
-        )
-        .await?;
+        self.topics
+            .prepare(&self.config, &self.producer, &records)
+            .await?;
         let produced = Produced::start(&self.producer, &records).await;
         let aftermath = self.aftermath.clone();
         Ok(Box::pin(async move {
@@ -134,22 +129,30 @@ impl KafkaSink {
     }
 }
 
-/// Prepare every topic of `records` not in `ready` (prepared in this run), in first-use order.
-async fn prepare_topics(
-    config: &KafkaSinkConfig,
-    admin: &AdminClient<LogContext>,
-    producer: &FutureProducer<LogContext>,
-    ready: &mut HashSet<String>,
-    records: &[OutgoingRecord<'_>],
-) -> Result<(), KafkaSinkError> {
-    for record in records {
-        if ready.contains(record.topic) {
-            continue;
+/// The topics this sink writes to: made (or checked) on first use.
+struct Topics {
+    admin: AdminClient<LogContext>,
+    /// Topics known to exist (created or checked) in this run.
+    ready: HashSet<String>,
+}
+
+impl Topics {
+    /// Prepare every topic of `records` not prepared in this run, in first-use order.
+    async fn prepare(
+        &mut self,
+        config: &KafkaSinkConfig,
+        producer: &FutureProducer<LogContext>,
+        records: &[OutgoingRecord<'_>],
+    ) -> Result<(), KafkaSinkError> {
+        for record in records {
+            if self.ready.contains(record.topic) {
+                continue;
+            }
+            prepare_topic(config, &self.admin, producer, record.topic).await?;
+            self.ready.insert(record.topic.to_owned());
         }
-        prepare_topic(config, admin, producer, record.topic).await?;
-        ready.insert(record.topic.to_owned());
+        Ok(())
     }
-    Ok(())
 }
 
 #[async_trait::async_trait]
@@ -164,17 +167,12 @@ impl Sink for KafkaSink {
         // A transactional writer sees every batch: one without records may still complete the
         // PostgreSQL transaction its open Kafka transaction waits for.
         let records = plan_batch(batch, self.config.tombstones_on_delete);
-        prepare_topics(
-            &self.config,
-            &self.admin,
-            &self.producer,
-            &mut self.ready_topics,
-            &records,
-        )
-        .await?;
+        self.topics
+            .prepare(&self.config, &self.producer, &records)
+            .await?;
         writer.write(batch, &records).await.map_err(|error| {
             if let Some(topic) = error.unknown_topic() {
-                self.ready_topics.remove(topic);
+                self.topics.ready.remove(topic);
             }
             error.into()
         })
