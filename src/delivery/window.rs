@@ -3,8 +3,8 @@
 //!
 //! The batch at the front of the window is acknowledged once its write and every earlier one
 //! resolved `Ok`. When any write fails, no new batch is begun; the window settles (every other
-//! write resolves), and after the backoff every batch not acknowledged is begun again in
-//! order, including those whose writes had succeeded behind the gap. So the checkpoint never
+//! write resolves), and after the backoff every batch from the first one not durable on is
+//! begun again in order, including those whose writes had succeeded behind the gap. So the checkpoint never
 //! passes a batch the destination did not accept, and a resend never races the failed round.
 
 use std::collections::VecDeque;
@@ -24,6 +24,16 @@ struct Slot {
     durable: bool,
 }
 
+/// How a batch enters the window.
+enum Entry {
+    /// Nothing to write: durable at once.
+    Durable,
+    /// Its write, under way.
+    Pending(PendingWrite),
+    /// The sink refused to begin it: to be begun again.
+    Failed,
+}
+
 /// The batches in flight, in commit order, and their unresolved writes.
 #[derive(Default)]
 struct Window {
@@ -33,13 +43,13 @@ struct Window {
 }
 
 impl Window {
-    fn push(&mut self, batch: Arc<Batch>, write: Option<PendingWrite>) {
+    fn push(&mut self, batch: Arc<Batch>, entry: Entry) {
         let sequence = batch.sequence;
         self.slots.push_back(Slot {
             batch,
-            durable: write.is_none(),
+            durable: matches!(entry, Entry::Durable),
         });
-        if let Some(write) = write {
+        if let Entry::Pending(write) = entry {
             self.writes
                 .push(Box::pin(async move { (sequence, write.await) }));
         }
@@ -87,7 +97,10 @@ pub(super) async fn drive_window(
         let room = window.slots.len() < max_in_flight;
         if room {
             if let Some(batch) = resend.pop_front() {
-                begin(driver, sink, &mut window, batch).await?;
+                let sequence = batch.sequence;
+                if let Some(error) = begin(driver, sink, &mut window, batch).await? {
+                    recover(driver, &mut window, &mut resend, error, sequence).await?;
+                }
                 continue;
             }
         }
@@ -103,16 +116,17 @@ pub(super) async fn drive_window(
                 match result {
                     Ok(()) => window.mark_durable(sequence),
                     Err(error) => {
-                        settle(driver, &mut window).await?;
-                        for slot in window.slots.drain(..).rev() {
-                            resend.push_front(slot.batch);
-                        }
-                        driver.pause_after(error, sequence).await?;
+                        recover(driver, &mut window, &mut resend, error, sequence).await?;
                     }
                 }
             }
             next = batches.recv(), if room && input_open => match next {
-                Some(batch) => begin(driver, sink, &mut window, batch).await?,
+                Some(batch) => {
+                    let sequence = batch.sequence;
+                    if let Some(error) = begin(driver, sink, &mut window, batch).await? {
+                        recover(driver, &mut window, &mut resend, error, sequence).await?;
+                    }
+                }
                 None => input_open = false,
             },
         }
@@ -120,30 +134,67 @@ pub(super) async fn drive_window(
 }
 
 /// Hand `batch` to the sink and put it in the window. A batch with nothing to write is
-/// durable at once; a failure to begin counts as a failed write of that batch.
+/// durable at once. The sink's refusal to begin is returned: a failed write of that batch,
+/// which is in the window, to be begun again.
 async fn begin(
     driver: &Driver,
     sink: &mut dyn Sink,
     window: &mut Window,
     batch: Arc<Batch>,
-) -> Result<(), DeliveryError> {
+) -> Result<Option<SinkError>, DeliveryError> {
     if !has_content(&batch) {
-        window.push(batch, None);
-        return Ok(());
+        window.push(batch, Entry::Durable);
+        return Ok(None);
     }
     let started = tokio::select! {
         started = sink.begin_write(batch.clone()) => started,
         _ = driver.abort.cancelled() => return Err(driver.cancelled(batch.sequence)),
     };
-    let write = started.unwrap_or_else(|error| Box::pin(async move { Err(error) }));
-    window.push(batch, Some(write));
-    Ok(())
+    match started {
+        Ok(write) => {
+            window.push(batch, Entry::Pending(write));
+            Ok(None)
+        }
+        Err(error) => {
+            window.push(batch, Entry::Failed);
+            Ok(Some(error))
+        }
+    }
 }
 
-/// Wait until every write in the window has resolved, whatever its outcome.
+/// After a failed write of batch `sequence`: let the window settle, queue every batch from the
+/// first one not durable on to be begun again (ahead of what was queued), and wait out the
+/// backoff; a fatal error ends delivery.
+async fn recover(
+    driver: &mut Driver,
+    window: &mut Window,
+    resend: &mut VecDeque<Arc<Batch>>,
+    error: SinkError,
+    sequence: u64,
+) -> Result<(), DeliveryError> {
+    settle(driver, window).await?;
+    // Batches durable before the first one that is not stay, to be acknowledged.
+    let gap = window
+        .slots
+        .iter()
+        .position(|s| !s.durable)
+        .unwrap_or(window.slots.len());
+    for slot in window.slots.drain(gap..).rev() {
+        resend.push_front(slot.batch);
+    }
+    driver.pause_after(error, sequence).await
+}
+
+/// Wait until every write in the window has resolved, noting which made their batch durable.
 async fn settle(driver: &Driver, window: &mut Window) -> Result<(), DeliveryError> {
     let first = window.front_sequence();
-    let drained = async { while window.writes.next().await.is_some() {} };
+    let drained = async {
+        while let Some((sequence, result)) = window.writes.next().await {
+            if result.is_ok() {
+                window.mark_durable(sequence);
+            }
+        }
+    };
     tokio::select! {
         _ = drained => Ok(()),
         _ = driver.abort.cancelled() => Err(driver.cancelled(first)),
@@ -172,6 +223,8 @@ mod tests {
         begun: mpsc::UnboundedSender<(u64, Resolver)>,
         in_flight: Arc<AtomicUsize>,
         most_in_flight: Arc<AtomicUsize>,
+        /// A batch whose first `begin_write` is refused (a transient error).
+        refuse_once: Option<u64>,
     }
 
     #[async_trait::async_trait]
@@ -185,6 +238,10 @@ mod tests {
         }
 
         async fn begin_write(&mut self, batch: Arc<Batch>) -> Result<PendingWrite, SinkError> {
+            if self.refuse_once == Some(batch.sequence) {
+                self.refuse_once = None;
+                return Err(SinkError::transient("client not ready"));
+            }
             let (resolve, resolved) = oneshot::channel();
             let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
             self.most_in_flight.fetch_max(now, Ordering::SeqCst);
@@ -210,6 +267,10 @@ mod tests {
     }
 
     fn start(max_in_flight: usize) -> Harness {
+        start_refusing(max_in_flight, None)
+    }
+
+    fn start_refusing(max_in_flight: usize, refuse_once: Option<u64>) -> Harness {
         let (batches, input) = mpsc::channel(16);
         let (begun_tx, begun) = mpsc::unbounded_channel();
         let (ack_tx, acks) = mpsc::unbounded_channel();
@@ -218,6 +279,7 @@ mod tests {
             begun: begun_tx,
             in_flight: Arc::new(AtomicUsize::new(0)),
             most_in_flight: most_in_flight.clone(),
+            refuse_once,
         };
         let driver = tokio::spawn(drive_sink(
             0,
@@ -364,6 +426,16 @@ mod tests {
         );
         two.send(Ok(())).unwrap();
         h.expect_begun_durable(&[1, 2, 3]).await;
+        h.expect_acks(&[1, 2, 3]).await;
+        h.finish_cleanly().await;
+    }
+
+    #[tokio::test]
+    async fn a_batch_the_sink_refuses_to_begin_is_begun_again_before_any_later_one() {
+        let mut h = start_refusing(4, Some(2));
+        h.send(1..=3).await;
+        h.expect_begun_durable(&[1]).await;
+        h.expect_begun_durable(&[2, 3]).await;
         h.expect_acks(&[1, 2, 3]).await;
         h.finish_cleanly().await;
     }

@@ -36,9 +36,9 @@ pub type PendingWrite = Pin<Box<dyn Future<Output = Result<(), SinkError>> + Sen
 ///   before it resolved `Ok`: acks stay in commit order, whatever order writes resolve in.
 /// - When a pending write resolves `Err` (or `begin_write` returns one), no new batch is
 ///   begun until every other pending write has resolved. Then, if the error is transient, the
-///   delivery layer waits its backoff and begins again from the first batch not acknowledged:
-///   that batch and every later one, including those whose writes had succeeded. A fatal
-///   error stops delivery. So a sink may reset its client at the next `begin_write` after a
+///   delivery layer waits its backoff and begins again from the first batch whose write did
+///   not succeed: that batch and every later one, including those whose writes had succeeded
+///   (the batches before it are acknowledged). A fatal error stops delivery. So a sink may reset its client at the next `begin_write` after a
 ///   failure: nothing of the failed round is in flight any more.
 /// - `close` is called only once nothing is in flight.
 #[async_trait::async_trait]
