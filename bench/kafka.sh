@@ -16,6 +16,9 @@
 #                  a Python consumer (bench/kafka_latency.py) stamps each record on arrival
 #                  and compares with the envelope's source.ts_us (PostgreSQL's commit time):
 #                  commit-to-consumer latency p50/p99, the consumer's fetch included.
+# Each timed run also logs the CPU seconds sluice and its walsender used and how long their
+# threads were runnable but waited for a CPU (a busy machine shows there), and the table has
+# the broker's CPU seconds.
 # Ends with RESULT lines: name=kafka (throughput, ratio, peak RSS), name=kafka_exactly_once,
 # name=kafka_latency.
 #
