@@ -205,8 +205,16 @@ pub async fn start(config: Config, extra_sinks: Vec<NamedSink>) -> anyhow::Resul
     let mut queues = Vec::new();
     let mut drivers = Vec::new();
     let sink_count = sinks.len();
+    let max_in_flight = config.pipeline.max_in_flight_batches;
     for (index, named) in sinks.into_iter().enumerate() {
-        let (tx, rx) = mpsc::channel(config.pipeline.max_in_flight_batches);
+        // A pipelined sink's batches in flight are its driver's window: its queue holds just
+        // the next one, so that `max_in_flight_batches` still bounds what the sink holds.
+        let queue = if named.sink.pipelined() {
+            1
+        } else {
+            max_in_flight
+        };
+        let (tx, rx) = mpsc::channel(queue);
         queues.push(tx);
         let abort = abort.clone();
         let acks = ack_tx.clone();
@@ -219,6 +227,7 @@ pub async fn start(config: Config, extra_sinks: Vec<NamedSink>) -> anyhow::Resul
                 rx,
                 acks,
                 SINK_RETRY,
+                max_in_flight,
                 abort.clone(),
                 metrics,
             )
