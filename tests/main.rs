@@ -1,12 +1,14 @@
 //! The integration tests: one binary, real PostgreSQL clusters started per test.
 
 mod auth;
+mod bad_input;
 mod capture;
 mod daemon;
 mod delivery;
 mod envelope;
 mod evolution;
 mod harness;
+mod hostile_config;
 #[cfg(feature = "sink-kafka")]
 mod kafka;
 #[cfg(feature = "sink-kafka")]
