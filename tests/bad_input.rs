@@ -158,6 +158,7 @@ async fn a_100_mb_row_is_delivered_whole_with_memory_bounded_by_a_few_times_its_
     )
     .await;
     let peak_mib = daemon.peak_rss_kib().expect("the daemon is alive") / 1024;
+    eprintln!("peak RSS {peak_mib} MiB for a {ROW_MIB} MiB row");
     terminate(daemon).await;
 
     let lines = json_lines(&events);
