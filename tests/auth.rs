@@ -268,7 +268,10 @@ async fn a_replication_role_with_only_the_documented_grants_snapshots_and_stream
     .unwrap();
     let extra = "snapshot_mode = \"initial\"\npublication_autocreate = \"disabled\"";
     let dir = tempfile::tempdir().unwrap();
-    let extra = format!("{extra}\nstate_dir = {:?}", dir.path().display().to_string());
+    let extra = format!(
+        "{extra}\nstate_dir = {:?}",
+        dir.path().display().to_string()
+    );
 
     // Without SELECT, check names the grant to run.
     let (code, report) = check_as(&pg, "sluice_cdc", &extra).await;
@@ -283,7 +286,10 @@ async fn a_replication_role_with_only_the_documented_grants_snapshots_and_stream
         .unwrap();
     let (code, report) = check_as(&pg, "sluice_cdc", &extra).await;
     assert_eq!(code, Some(0), "{report}");
-    assert!(report.contains("role sluice_cdc has REPLICATION"), "{report}");
+    assert!(
+        report.contains("role sluice_cdc has REPLICATION"),
+        "{report}"
+    );
 
     let config = config_with(&pg, "sluice_cdc", "sslmode=disable", PASSWORD, &extra);
     let (pipeline, handle) = harness::start(config).await;

@@ -31,7 +31,10 @@ fn delivered_ids(path: &std::path::Path) -> BTreeSet<i64> {
 /// A daemon's whole output, checked for a panic (the daemon never panics on input).
 fn output_without_panic(daemon: &SluiceProcess) -> String {
     let output = daemon.stderr() + &daemon.stdout();
-    assert!(!output.contains("panicked"), "the daemon panicked:\n{output}");
+    assert!(
+        !output.contains("panicked"),
+        "the daemon panicked:\n{output}"
+    );
     output
 }
 
@@ -45,8 +48,7 @@ async fn terminate(mut daemon: SluiceProcess) -> String {
 }
 
 #[tokio::test]
-async fn text_that_is_not_utf8_from_a_sql_ascii_database_is_replaced_with_one_warning_per_column()
-{
+async fn text_that_is_not_utf8_from_a_sql_ascii_database_is_replaced_with_one_warning_per_column() {
     let pg = support::start_postgres().await;
     pg.execute(
         "CREATE DATABASE legacy WITH ENCODING 'SQL_ASCII' TEMPLATE template0 \
@@ -112,10 +114,7 @@ async fn text_that_is_not_utf8_from_a_sql_ascii_database_is_replaced_with_one_wa
             ("c", 4, "after"),
         ]
     );
-    let warnings: Vec<&str> = output
-        .lines()
-        .filter(|l| l.contains("not UTF-8"))
-        .collect();
+    let warnings: Vec<&str> = output.lines().filter(|l| l.contains("not UTF-8")).collect();
     assert_eq!(warnings.len(), 1, "one warning per column:\n{output}");
     assert!(
         warnings[0].contains("public.items") && warnings[0].contains("body"),
@@ -127,13 +126,13 @@ async fn text_that_is_not_utf8_from_a_sql_ascii_database_is_replaced_with_one_wa
 #[tokio::test]
 async fn a_100_mb_row_is_delivered_whole_with_memory_bounded_by_a_few_times_its_size() {
     const ROW_MIB: u64 = 100;
-    let pg = support::start_postgres_with("CREATE TABLE items (id int PRIMARY KEY, body text)").await;
+    let pg =
+        support::start_postgres_with("CREATE TABLE items (id int PRIMARY KEY, body text)").await;
     let dir = tempfile::tempdir().unwrap();
     let events = dir.path().join("events.jsonl");
     let extra = format!("spill_dir = {:?}", dir.path().display().to_string());
     let config = support::write_config(&file_sink_config(&pg, &events, &extra));
-    let daemon =
-        SluiceProcess::spawn(&["run", "--config", config.path().to_str().unwrap()], &[]);
+    let daemon = SluiceProcess::spawn(&["run", "--config", config.path().to_str().unwrap()], &[]);
     harness::wait_streaming(&pg).await;
     let client = pg.client(DEFAULT_DATABASE).await.unwrap();
     // md5 hex blocks: text PostgreSQL cannot compress away, built on the server.
@@ -169,7 +168,10 @@ async fn a_100_mb_row_is_delivered_whole_with_memory_bounded_by_a_few_times_its_
     assert_eq!(ids, [1, 2, 3], "in order, nothing lost");
     let body = lines[1]["after"]["body"].as_str().unwrap();
     assert_eq!(body.len() as u64, blocks * 32, "the row arrives whole");
-    assert!(body.starts_with("c4ca4238a0b923820dcc509a6f75849b"), "md5('1') first");
+    assert!(
+        body.starts_with("c4ca4238a0b923820dcc509a6f75849b"),
+        "md5('1') first"
+    );
     // The message, the decoded value and the encoded event may each be alive at once; the rest
     // is the process itself.
     assert!(
@@ -180,7 +182,8 @@ async fn a_100_mb_row_is_delivered_whole_with_memory_bounded_by_a_few_times_its_
 
 #[tokio::test]
 async fn schema_changes_inside_a_transaction_give_each_row_the_columns_it_was_written_with() {
-    let pg = support::start_postgres_with("CREATE TABLE items (id int PRIMARY KEY, name text)").await;
+    let pg =
+        support::start_postgres_with("CREATE TABLE items (id int PRIMARY KEY, name text)").await;
     let (pipeline, handle) = harness::start(harness::config(&pg, &["public.items"], "")).await;
     harness::wait_streaming(&pg).await;
     pg.execute(
@@ -292,8 +295,10 @@ async fn a_slot_dropped_under_the_daemon_stops_it_with_the_recovery_and_a_snapsh
 
     // The documented recovery: restart with snapshot_mode = "when_needed", which reads the
     // table again under the new slot, so the row written while no slot existed arrives too.
-    let recovered = file_sink_config(&pg, &events, &extra)
-        .replace("snapshot_mode = \"never\"", "snapshot_mode = \"when_needed\"");
+    let recovered = file_sink_config(&pg, &events, &extra).replace(
+        "snapshot_mode = \"never\"",
+        "snapshot_mode = \"when_needed\"",
+    );
     let config = support::write_config(&recovered);
     let daemon = SluiceProcess::spawn(&["run", "--config", config.path().to_str().unwrap()], &[]);
     harness::wait_streaming(&pg).await;
@@ -301,9 +306,11 @@ async fn a_slot_dropped_under_the_daemon_stops_it_with_the_recovery_and_a_snapsh
         .batch_execute("INSERT INTO items VALUES (5)")
         .await
         .unwrap();
-    support::wait_until("every row is delivered after the recovery", WAIT, || async {
-        delivered_ids(&events) == BTreeSet::from([1, 2, 3, 4, 5])
-    })
+    support::wait_until(
+        "every row is delivered after the recovery",
+        WAIT,
+        || async { delivered_ids(&events) == BTreeSet::from([1, 2, 3, 4, 5]) },
+    )
     .await;
     terminate(daemon).await;
 }
@@ -328,7 +335,9 @@ async fn a_publication_dropped_under_the_daemon_stops_it_naming_the_publication(
     })
     .await;
     client
-        .batch_execute(&format!("DROP PUBLICATION {SLOT}; INSERT INTO items VALUES (2)"))
+        .batch_execute(&format!(
+            "DROP PUBLICATION {SLOT}; INSERT INTO items VALUES (2)"
+        ))
         .await
         .unwrap();
     let status = daemon.wait_exit(WAIT).await;
@@ -348,8 +357,10 @@ async fn a_publication_dropped_under_the_daemon_stops_it_naming_the_publication(
         .batch_execute(&format!("SELECT pg_drop_replication_slot('{SLOT}')"))
         .await
         .unwrap();
-    let recovered = file_sink_config(&pg, &events, &extra)
-        .replace("snapshot_mode = \"never\"", "snapshot_mode = \"when_needed\"");
+    let recovered = file_sink_config(&pg, &events, &extra).replace(
+        "snapshot_mode = \"never\"",
+        "snapshot_mode = \"when_needed\"",
+    );
     let config = support::write_config(&recovered);
     let daemon = SluiceProcess::spawn(&["run", "--config", config.path().to_str().unwrap()], &[]);
     harness::wait_streaming(&pg).await;
@@ -357,9 +368,11 @@ async fn a_publication_dropped_under_the_daemon_stops_it_naming_the_publication(
         .batch_execute("INSERT INTO items VALUES (3)")
         .await
         .unwrap();
-    support::wait_until("every row is delivered after the recovery", WAIT, || async {
-        delivered_ids(&events) == BTreeSet::from([1, 2, 3])
-    })
+    support::wait_until(
+        "every row is delivered after the recovery",
+        WAIT,
+        || async { delivered_ids(&events) == BTreeSet::from([1, 2, 3]) },
+    )
     .await;
     terminate(daemon).await;
 }
@@ -401,10 +414,17 @@ async fn identifiers_avro_cannot_hold_are_sanitised_and_a_collision_stops_the_pi
     let result = tokio::time::timeout(WAIT, pipeline.wait())
         .await
         .expect("the pipeline stops");
-    let error = format!("{:#}", result.expect_err("two columns cannot share a field"));
+    let error = format!(
+        "{:#}",
+        result.expect_err("two columns cannot share a field")
+    );
     assert!(
         error.contains("\"a-b\"") && error.contains("\"a_b\"") && error.contains("clash"),
         "{error}"
     );
-    assert_eq!(handle.records().len(), 1, "nothing of the clashing table was delivered");
+    assert_eq!(
+        handle.records().len(),
+        1,
+        "nothing of the clashing table was delivered"
+    );
 }

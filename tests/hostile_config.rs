@@ -64,7 +64,10 @@ async fn hostile_config_files_exit_with_the_config_code_naming_the_problem_never
         ),
         case(
             "integer overflow",
-            VALID.replace("name = \"test\"", "name = \"test\"\nmax_batch_events = 99999999999999999999999"),
+            VALID.replace(
+                "name = \"test\"",
+                "name = \"test\"\nmax_batch_events = 99999999999999999999999",
+            ),
             &["invalid TOML"],
         ),
         case(
@@ -95,8 +98,16 @@ async fn hostile_config_files_exit_with_the_config_code_naming_the_problem_never
             ),
             &["source.connection"],
         ),
-        case("a sink of an unknown type", VALID.replace("\"file\"", "\"ftp\""), &["sink[0].type"]),
-        case("an empty file", "", &["pipeline.name", "source.connection", "sink"]),
+        case(
+            "a sink of an unknown type",
+            VALID.replace("\"file\"", "\"ftp\""),
+            &["sink[0].type"],
+        ),
+        case(
+            "an empty file",
+            "",
+            &["pipeline.name", "source.connection", "sink"],
+        ),
         Case {
             name: "a sink index past every sink",
             file: Some(VALID.into()),
@@ -146,7 +157,8 @@ const REGISTRY_PASSWORD: &str = "registry-s3cret-Wm90";
 /// it exits), stop it, and return everything it printed, checked for every secret.
 async fn output_of(toml: &str, env: &[(&str, &str)], until: &str) -> String {
     let config = support::write_config(&format!("{toml}\n[log]\nlevel = \"debug\"\n"));
-    let mut daemon = SluiceProcess::spawn(&["run", "--config", config.path().to_str().unwrap()], env);
+    let mut daemon =
+        SluiceProcess::spawn(&["run", "--config", config.path().to_str().unwrap()], env);
     support::wait_until(&format!("the daemon logs {until:?}"), WAIT, || async {
         daemon.stderr().contains(until)
     })
@@ -155,7 +167,10 @@ async fn output_of(toml: &str, env: &[(&str, &str)], until: &str) -> String {
     daemon.wait_exit(WAIT).await;
     let output = daemon.stderr() + &daemon.stdout();
     for secret in [DATABASE_PASSWORD, WRONG_PASSWORD, REGISTRY_PASSWORD] {
-        assert!(!output.contains(secret), "{secret} reached the output:\n{output}");
+        assert!(
+            !output.contains(secret),
+            "{secret} reached the output:\n{output}"
+        );
     }
     assert!(!output.contains("panicked"), "{output}");
     output
@@ -194,7 +209,10 @@ async fn secrets_from_the_environment_a_file_or_the_url_never_reach_the_output_w
         "pipeline failed",
     )
     .await;
-    assert!(output.contains("28P01") || output.contains("password"), "{output}");
+    assert!(
+        output.contains("28P01") || output.contains("password"),
+        "{output}"
+    );
 
     // The right password from a file, the registry's from the environment; the registry is
     // unreachable when the first change is encoded.
@@ -203,12 +221,18 @@ async fn secrets_from_the_environment_a_file_or_the_url_never_reach_the_output_w
     std::fs::write(&password_file, format!("{DATABASE_PASSWORD}\n")).unwrap();
     let toml = base.replace(&superuser_url, &app_url).replace(
         "[source]\n",
-        &format!("[source]\npassword_file = {:?}\n", password_file.display().to_string()),
+        &format!(
+            "[source]\npassword_file = {:?}\n",
+            password_file.display().to_string()
+        ),
     ) + &registry;
     let client = pg.client(DEFAULT_DATABASE).await.unwrap();
     let writer = async {
         harness::wait_streaming(&pg).await;
-        client.batch_execute("INSERT INTO items VALUES (1)").await.unwrap();
+        client
+            .batch_execute("INSERT INTO items VALUES (1)")
+            .await
+            .unwrap();
     };
     let registry_address = format!("127.0.0.1:{closed}");
     let (output, ()) = tokio::join!(
@@ -220,9 +244,12 @@ async fn secrets_from_the_environment_a_file_or_the_url_never_reach_the_output_w
         writer
     );
     assert!(output.contains("registry"), "{output}");
-    pg.execute(&format!("SELECT pg_drop_replication_slot('{}')", harness::SLOT))
-        .await
-        .unwrap();
+    pg.execute(&format!(
+        "SELECT pg_drop_replication_slot('{}')",
+        harness::SLOT
+    ))
+    .await
+    .unwrap();
 
     // The password inside the URL, the database unreachable: the daemon retries until stopped.
     let unreachable = app_url

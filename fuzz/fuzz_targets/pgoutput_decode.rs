@@ -33,9 +33,7 @@ fuzz_target!(|data: &[u8]| {
         let _ = parse_message(message, true);
         wal += 0x10;
         match decoder.decode(Lsn(wal), message) {
-            Ok(Decoded::StreamCommitted) => {
-                while let Ok(Some(_)) = decoder.next_replayed() {}
-            }
+            Ok(Decoded::StreamCommitted) => while let Ok(Some(_)) = decoder.next_replayed() {},
             // An error ends the session, as it stops the pipeline; start a new one.
             Err(_) => decoder.reset_session(),
             Ok(_) => {}

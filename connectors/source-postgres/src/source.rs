@@ -62,7 +62,14 @@ pub async fn run(cfg: &PostgresSourceConfig, mut ctx: SourceContext) -> Result<(
     // quietly create a new one: the changes in between would be skipped.
     let mut slot_expected = false;
     loop {
-        let result = Session::run(cfg, &mut ctx, &mut batcher, &mut backoff, &mut slot_expected).await;
+        let result = Session::run(
+            cfg,
+            &mut ctx,
+            &mut batcher,
+            &mut backoff,
+            &mut slot_expected,
+        )
+        .await;
         ctx.streaming.send_replace(false);
         match result {
             Ok(()) => return Ok(()),
@@ -219,8 +226,16 @@ impl<'a> Session<'a> {
         let system = client.identify_system().await?;
         let catalog = TypeCatalog::load(&sql).await?;
         let sequence_before = batcher.next_sequence();
-        let Some(floor) =
-            prepare(cfg, ctx, batcher, &sql, &mut client, &catalog, *slot_expected).await?
+        let Some(floor) = prepare(
+            cfg,
+            ctx,
+            batcher,
+            &sql,
+            &mut client,
+            &catalog,
+            *slot_expected,
+        )
+        .await?
         else {
             return Ok(());
         };

@@ -62,11 +62,7 @@ pub(super) async fn included_tables(
         .collect())
 }
 
-pub(super) fn table_items(
-    tables: &[TableInfo],
-    patterns: &[String],
-    user: &str,
-) -> Vec<CheckItem> {
+pub(super) fn table_items(tables: &[TableInfo], patterns: &[String], user: &str) -> Vec<CheckItem> {
     if tables.is_empty() {
         return vec![CheckItem::fail(
             "included tables",
