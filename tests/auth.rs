@@ -22,7 +22,7 @@ fn user(name: &str, encryption: PasswordEncryption) -> ThrowawayUser {
         .superuser()
 }
 
-fn password_hba(user: &str, method: &str) -> Vec<String> {
+pub(crate) fn password_hba(user: &str, method: &str) -> Vec<String> {
     vec![
         format!("host all {user} 127.0.0.1/32 {method}"),
         format!("host replication {user} 127.0.0.1/32 {method}"),

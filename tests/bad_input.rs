@@ -12,7 +12,7 @@ use sluice_api::Value;
 
 use crate::daemon::{file_sink_config, line_count, read_events, WAIT};
 use crate::harness::{self, SLOT};
-use crate::support::{self, SluiceProcess, DEFAULT_DATABASE, SUPERUSER};
+use crate::support::{self, SluiceProcess, ThrowawayPostgres, DEFAULT_DATABASE, SUPERUSER};
 
 /// Every JSON line a file sink wrote.
 fn json_lines(path: &std::path::Path) -> Vec<Json> {
@@ -45,6 +45,58 @@ async fn terminate(mut daemon: SluiceProcess) -> String {
     let output = output_without_panic(&daemon);
     assert!(status.success(), "{output}");
     output
+}
+
+/// Start a daemon writing to the file sink `events` (`extra` source lines), insert ids 1 to
+/// `rows` and wait until they are delivered. The config file lives as long as the daemon.
+async fn spawn_and_deliver(
+    pg: &ThrowawayPostgres,
+    events: &std::path::Path,
+    extra: &str,
+    rows: i64,
+) -> (SluiceProcess, support::ConfigFile) {
+    let config = support::write_config(&file_sink_config(pg, events, extra));
+    let daemon = SluiceProcess::spawn(&["run", "--config", config.path().to_str().unwrap()], &[]);
+    harness::wait_streaming(pg).await;
+    pg.execute(&format!(
+        "INSERT INTO items SELECT generate_series(1, {rows})"
+    ))
+    .await
+    .unwrap();
+    support::wait_until("the first rows are delivered", WAIT, || async {
+        line_count(events) >= rows as usize
+    })
+    .await;
+    (daemon, config)
+}
+
+/// The documented recovery once the slot is gone: restart with snapshot_mode = "when_needed",
+/// which creates a new slot and reads the table again, then stream row `next`. Every id from 1
+/// to `next` must be delivered: rows written while nothing captured them come with the
+/// snapshot.
+async fn recover_with_a_snapshot(
+    pg: &ThrowawayPostgres,
+    events: &std::path::Path,
+    extra: &str,
+    next: i64,
+) {
+    let recovered = file_sink_config(pg, events, extra).replace(
+        "snapshot_mode = \"never\"",
+        "snapshot_mode = \"when_needed\"",
+    );
+    let config = support::write_config(&recovered);
+    let daemon = SluiceProcess::spawn(&["run", "--config", config.path().to_str().unwrap()], &[]);
+    harness::wait_streaming(pg).await;
+    pg.execute(&format!("INSERT INTO items VALUES ({next})"))
+        .await
+        .unwrap();
+    support::wait_until(
+        "every row is delivered after the recovery",
+        WAIT,
+        || async { delivered_ids(events) == (1..=next).collect() },
+    )
+    .await;
+    terminate(daemon).await;
 }
 
 #[tokio::test]
@@ -247,19 +299,8 @@ async fn a_slot_dropped_under_the_daemon_stops_it_with_the_recovery_and_a_snapsh
     let dir = tempfile::tempdir().unwrap();
     let events = dir.path().join("events.jsonl");
     let extra = format!("state_dir = {:?}", dir.path().display().to_string());
-    let config = support::write_config(&file_sink_config(&pg, &events, &extra));
-    let args = ["run", "--config", config.path().to_str().unwrap()];
-    let mut daemon = SluiceProcess::spawn(&args, &[]);
-    harness::wait_streaming(&pg).await;
+    let (mut daemon, _config) = spawn_and_deliver(&pg, &events, &extra, 3).await;
     let client = pg.client(DEFAULT_DATABASE).await.unwrap();
-    client
-        .batch_execute("INSERT INTO items SELECT generate_series(1, 3)")
-        .await
-        .unwrap();
-    support::wait_until("the first rows are delivered", WAIT, || async {
-        line_count(&events) >= 3
-    })
-    .await;
     // An operator ends the daemon's walsender and drops the slot before it reconnects.
     support::wait_until("the slot is dropped", WAIT, || async {
         let _ = client
@@ -293,26 +334,8 @@ async fn a_slot_dropped_under_the_daemon_stops_it_with_the_recovery_and_a_snapsh
     );
     assert_eq!(delivered_ids(&events), BTreeSet::from([1, 2, 3]));
 
-    // The documented recovery: restart with snapshot_mode = "when_needed", which reads the
-    // table again under the new slot, so the row written while no slot existed arrives too.
-    let recovered = file_sink_config(&pg, &events, &extra).replace(
-        "snapshot_mode = \"never\"",
-        "snapshot_mode = \"when_needed\"",
-    );
-    let config = support::write_config(&recovered);
-    let daemon = SluiceProcess::spawn(&["run", "--config", config.path().to_str().unwrap()], &[]);
-    harness::wait_streaming(&pg).await;
-    client
-        .batch_execute("INSERT INTO items VALUES (5)")
-        .await
-        .unwrap();
-    support::wait_until(
-        "every row is delivered after the recovery",
-        WAIT,
-        || async { delivered_ids(&events) == BTreeSet::from([1, 2, 3, 4, 5]) },
-    )
-    .await;
-    terminate(daemon).await;
+    // The row written while no slot existed arrives with the snapshot.
+    recover_with_a_snapshot(&pg, &events, &extra, 5).await;
 }
 
 #[tokio::test]
@@ -321,19 +344,8 @@ async fn a_publication_dropped_under_the_daemon_stops_it_naming_the_publication(
     let dir = tempfile::tempdir().unwrap();
     let events = dir.path().join("events.jsonl");
     let extra = format!("state_dir = {:?}", dir.path().display().to_string());
-    let config = support::write_config(&file_sink_config(&pg, &events, &extra));
-    let mut daemon =
-        SluiceProcess::spawn(&["run", "--config", config.path().to_str().unwrap()], &[]);
-    harness::wait_streaming(&pg).await;
+    let (mut daemon, _config) = spawn_and_deliver(&pg, &events, &extra, 1).await;
     let client = pg.client(DEFAULT_DATABASE).await.unwrap();
-    client
-        .batch_execute("INSERT INTO items VALUES (1)")
-        .await
-        .unwrap();
-    support::wait_until("the first row is delivered", WAIT, || async {
-        line_count(&events) >= 1
-    })
-    .await;
     client
         .batch_execute(&format!(
             "DROP PUBLICATION {SLOT}; INSERT INTO items VALUES (2)"
@@ -351,30 +363,12 @@ async fn a_publication_dropped_under_the_daemon_stops_it_naming_the_publication(
     let confirmed = support::slot_confirmed_flush_lsn(&client, SLOT).await;
     assert!(confirmed.is_some(), "the slot is kept for the operator");
 
-    // The documented recovery: the slot cannot decode past the drop, so drop it and restart
-    // with snapshot_mode = "when_needed"; sluice recreates the publication and reads the table.
+    // The slot cannot decode past the drop: drop it too; sluice recreates the publication.
     client
         .batch_execute(&format!("SELECT pg_drop_replication_slot('{SLOT}')"))
         .await
         .unwrap();
-    let recovered = file_sink_config(&pg, &events, &extra).replace(
-        "snapshot_mode = \"never\"",
-        "snapshot_mode = \"when_needed\"",
-    );
-    let config = support::write_config(&recovered);
-    let daemon = SluiceProcess::spawn(&["run", "--config", config.path().to_str().unwrap()], &[]);
-    harness::wait_streaming(&pg).await;
-    client
-        .batch_execute("INSERT INTO items VALUES (3)")
-        .await
-        .unwrap();
-    support::wait_until(
-        "every row is delivered after the recovery",
-        WAIT,
-        || async { delivered_ids(&events) == BTreeSet::from([1, 2, 3]) },
-    )
-    .await;
-    terminate(daemon).await;
+    recover_with_a_snapshot(&pg, &events, &extra, 3).await;
 }
 
 #[tokio::test]

@@ -179,10 +179,7 @@ async fn output_of(toml: &str, env: &[(&str, &str)], until: &str) -> String {
 #[tokio::test]
 async fn secrets_from_the_environment_a_file_or_the_url_never_reach_the_output_whatever_fails() {
     let options = ThrowawayOptions {
-        extra_hba: vec![
-            "host all app_user 127.0.0.1/32 scram-sha-256".into(),
-            "host replication app_user 127.0.0.1/32 scram-sha-256".into(),
-        ],
+        extra_hba: crate::auth::password_hba("app_user", "scram-sha-256"),
         users: vec![ThrowawayUser::new("app_user")
             .with_password(DATABASE_PASSWORD, PasswordEncryption::Scram)
             .replication()
