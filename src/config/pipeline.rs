@@ -154,6 +154,16 @@ mod tests {
     }
 
     #[test]
+    fn a_name_past_the_limit_is_refused_and_shown_cut_short() {
+        assert!(is_valid_name(&"x".repeat(MAX_NAME_CHARS)));
+        assert!(!is_valid_name(&"x".repeat(MAX_NAME_CHARS + 1)));
+        let shown = shown_name(&"x".repeat(1 << 20));
+        assert_eq!(shown.len(), MAX_NAME_CHARS + 3);
+        assert!(shown.ends_with("..."));
+        assert_eq!(shown_name("inv"), "inv");
+    }
+
+    #[test]
     fn a_bad_name_and_zero_limits_are_all_reported() {
         let raw = RawPipeline {
             name: Some("in ventory".into()),
