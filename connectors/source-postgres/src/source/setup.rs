@@ -129,9 +129,9 @@ pub async fn slot_state(client: &Client, slot: &str) -> Result<Option<SlotState>
     }))
 }
 
-/// The error for a slot that disappeared while this process streamed from it (dropped by hand,
-/// or invalidated by `max_slot_wal_keep_size`). Creating a new one quietly would skip every
-/// change made meanwhile, so the pipeline stops and says how to recover.
+/// The error for a slot that disappeared while this process streamed from it (dropped by
+/// hand). Creating a new one quietly would skip every change made meanwhile, so the pipeline
+/// stops and says how to recover.
 pub fn slot_vanished(slot: &str, resume_after: Lsn) -> SourceError {
     SourceError::Setup(format!(
         "replication slot {slot:?} was dropped while sluice was streaming from it; changes \
