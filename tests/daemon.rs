@@ -10,10 +10,10 @@ use sluice_api::Lsn;
 use crate::harness::{self, SLOT};
 use crate::support::{self, SluiceProcess, ThrowawayOptions, ThrowawayPostgres, DEFAULT_DATABASE};
 
-const WAIT: Duration = Duration::from_secs(120);
+pub(crate) const WAIT: Duration = Duration::from_secs(120);
 
 /// A daemon config with a JSON-lines file sink at `events` instead of the null sink.
-fn file_sink_config(
+pub(crate) fn file_sink_config(
     pg: &ThrowawayPostgres,
     events: &std::path::Path,
     extra_source: &str,
@@ -25,7 +25,7 @@ fn file_sink_config(
 }
 
 /// Every line of the JSON-lines file as `(id, source.lsn)`.
-fn read_events(path: &std::path::Path) -> Vec<(i64, u64)> {
+pub(crate) fn read_events(path: &std::path::Path) -> Vec<(i64, u64)> {
     let Ok(file) = std::fs::File::open(path) else {
         return Vec::new();
     };
@@ -42,7 +42,7 @@ fn read_events(path: &std::path::Path) -> Vec<(i64, u64)> {
         .collect()
 }
 
-fn line_count(path: &std::path::Path) -> usize {
+pub(crate) fn line_count(path: &std::path::Path) -> usize {
     std::fs::File::open(path).map_or(0, |f| std::io::BufReader::new(f).lines().count())
 }
 

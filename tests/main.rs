@@ -1,6 +1,7 @@
 //! The integration tests: one binary, real PostgreSQL clusters started per test.
 
 mod auth;
+mod bad_input;
 mod capture;
 mod compose;
 mod daemon;
@@ -9,6 +10,7 @@ mod demo;
 mod envelope;
 mod evolution;
 mod harness;
+mod hostile_config;
 #[cfg(feature = "sink-kafka")]
 mod kafka;
 #[cfg(feature = "sink-kafka")]
