@@ -177,6 +177,7 @@ fn sections() -> Vec<(&'static str, &'static [&'static str])> {
         ("envelope", fields_of::<super::envelope::RawEnvelope>()),
         ("envelope.route", fields_of::<super::route::RawRoute>()),
         ("registry", fields_of::<super::registry::RawRegistry>()),
+        ("http", fields_of::<super::http::RawHttp>()),
     ]
 }
 
@@ -224,7 +225,7 @@ fn every_top_level_section_of_the_config_is_covered_and_in_the_example() {
             "config/sluice.example.toml has no [{name}] table"
         );
         assert!(
-            *name == "sink" || checked.contains(name),
+            matches!(*name, "sink" | "transforms") || checked.contains(name),
             "section [{name}] is not checked: add its raw struct to sections() in {}",
             file!()
         );
@@ -301,5 +302,23 @@ fn the_documentation_check_notices_a_missing_key() {
     assert_eq!(
         fields_of::<sluice_api::RawDeadLetterConfig>(),
         ["type", "path"]
+    );
+}
+
+#[test]
+fn every_transform_field_is_documented_in_some_transforms_block() {
+    let blocks = blocks(EXAMPLE);
+    let documented: Vec<&str> = blocks
+        .iter()
+        .filter(|(name, _)| name == "transforms")
+        .flat_map(|(_, block)| block.keys.keys().map(String::as_str))
+        .collect();
+    let undocumented: Vec<&&str> = fields_of::<crate::transform::RawTransform>()
+        .iter()
+        .filter(|f| !documented.contains(*f))
+        .collect();
+    assert!(
+        undocumented.is_empty(),
+        "config/sluice.example.toml documents no transforms.{undocumented:?}"
     );
 }

@@ -168,7 +168,9 @@ impl Config {
         let http = section::<http::RawHttp>(root.http, "http", &mut problems)
             .and_then(|raw| ok_or_report(http::validate(raw, "http"), &mut problems));
 
-        match (pipeline, source, sinks, log, envelope, registry, transforms, http) {
+        match (
+            pipeline, source, sinks, log, envelope, registry, transforms, http,
+        ) {
             (
                 Some(pipeline),
                 Some(source),

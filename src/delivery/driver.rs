@@ -2,8 +2,8 @@
 //! sink, a window of batches in flight (see [`super::window`]). Both share the ack, retry and
 //! stop rules here.
 
-use std::sync::atomic::Ordering;
 use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

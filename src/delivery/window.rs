@@ -317,6 +317,7 @@ mod tests {
                 topic: Arc::from("t"),
                 key: None,
                 value: Some(vec![1]),
+                suppress_tombstone: false,
             }],
         })
     }

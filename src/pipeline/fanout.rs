@@ -11,11 +11,12 @@ use tokio_util::sync::CancellationToken;
 
 use super::envelope::EnvelopeStage;
 use super::SharedBatch;
-use crate::transform::TransformChain;
 use crate::metrics::{EventCounter, PipelineMetrics};
+use crate::transform::TransformChain;
 
 /// The fan-out's inputs besides the batches and queues.
 pub(super) struct FanoutContext {
+    pub transforms: TransformChain,
     pub envelope: Option<EnvelopeStage>,
     pub metrics: Arc<PipelineMetrics>,
     /// True while paused.
