@@ -8,6 +8,8 @@
 #[cfg(feature = "sink-clickhouse")]
 pub mod clickhouse;
 pub mod kafka;
+#[cfg(feature = "sink-lake")]
+pub mod s3;
 #[cfg(feature = "sink-search")]
 pub mod search;
 
