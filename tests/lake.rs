@@ -19,12 +19,10 @@ use sluice_sink_lake::{LakeSink, RawLakeSinkConfig};
 
 use crate::harness::{self, SLOT};
 use crate::support::s3::{self, ThrowawayS3};
+use crate::support::workload::{Workload, SOURCE_TABLE};
 use crate::support::{self, SluiceProcess, ThrowawayPostgres, DEFAULT_DATABASE};
 
 const WAIT: Duration = Duration::from_secs(180);
-
-const SOURCE_TABLE: &str = "CREATE TABLE items (id bigint PRIMARY KEY, qty int, \
-                            price numeric(12,2), note text, at timestamptz, born date)";
 
 /// What the readers report (see tests/python/lake_state.py).
 #[derive(Debug)]
@@ -63,7 +61,7 @@ async fn read_lake(uris: &[String], env: &[(&str, String)]) -> Option<LakeState>
 }
 
 /// The source's rows as the readers print them: decimals as text, timestamps as epoch
-/// seconds, dates as ISO text; `color` only once it exists.
+/// seconds; `color` only once it exists.
 async fn source_rows(client: &tokio_postgres::Client) -> Vec<Json> {
     let has_color = client
         .query_opt(
@@ -76,8 +74,8 @@ async fn source_rows(client: &tokio_postgres::Client) -> Vec<Json> {
         .is_some();
     let color = if has_color { "color" } else { "NULL::text" };
     let sql = format!(
-        "SELECT id, qty::int8, price::text, note, extract(epoch FROM at)::int8, born::text, \
-         {color} FROM items ORDER BY id"
+        "SELECT id, qty::int8, price::text, note, extract(epoch FROM at)::int8, {color} \
+         FROM items ORDER BY id"
     );
     client
         .query(&sql, &[])
@@ -88,10 +86,10 @@ async fn source_rows(client: &tokio_postgres::Client) -> Vec<Json> {
             let mut row = json!({
                 "id": r.get::<_, i64>(0), "qty": r.get::<_, Option<i64>>(1),
                 "price": r.get::<_, Option<String>>(2), "note": r.get::<_, Option<String>>(3),
-                "at": r.get::<_, Option<i64>>(4), "born": r.get::<_, Option<String>>(5),
+                "at": r.get::<_, Option<i64>>(4),
             });
             if has_color {
-                row["color"] = json!(r.get::<_, Option<String>>(6));
+                row["color"] = json!(r.get::<_, Option<String>>(5));
             }
             row
         })
@@ -141,75 +139,6 @@ impl LakeState {
     }
 }
 
-/// A deterministic random workload: transactions of one to six inserts, updates and deletes.
-struct Workload {
-    state: u64,
-    next_id: i64,
-    live: Vec<i64>,
-}
-
-impl Workload {
-    fn new(seed: u64) -> Self {
-        Workload {
-            state: seed,
-            next_id: 1,
-            live: Vec::new(),
-        }
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        // splitmix64: reproducible without a dependency.
-        self.state = self.state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        (z ^ (z >> 31)) % n
-    }
-
-    fn assignments(&mut self, id: i64) -> String {
-        let qty = if self.below(8) == 0 {
-            "NULL".to_owned()
-        } else {
-            (self.below(500) as i64 - 250).to_string()
-        };
-        format!(
-            "qty = {qty}, price = {}.{:02}, note = 'n''{id}-{}', \
-             at = to_timestamp({}), born = DATE '2000-01-01' + {}",
-            self.below(50_000),
-            self.below(100),
-            self.below(1000),
-            1_600_000_000 + self.below(100_000_000),
-            self.below(9000),
-        )
-    }
-
-    fn transaction(&mut self) -> String {
-        let mut sql = String::from("BEGIN;");
-        for _ in 0..=self.below(6) {
-            let roll = self.below(10);
-            if self.live.len() < 8 || roll < 5 {
-                let id = self.next_id;
-                self.next_id += 1;
-                self.live.push(id);
-                let set = self.assignments(id);
-                sql.push_str(&format!(
-                    "INSERT INTO items (id) VALUES ({id}); UPDATE items SET {set} WHERE id = {id};"
-                ));
-            } else if roll < 8 {
-                let id = self.live[self.below(self.live.len() as u64) as usize];
-                let set = self.assignments(id);
-                sql.push_str(&format!("UPDATE items SET {set} WHERE id = {id};"));
-            } else {
-                let index = self.below(self.live.len() as u64) as usize;
-                let id = self.live.swap_remove(index);
-                sql.push_str(&format!("DELETE FROM items WHERE id = {id};"));
-            }
-        }
-        sql.push_str("COMMIT;");
-        sql
-    }
-}
-
 /// Commits in the table's Delta log so far (0 while it does not exist).
 fn local_commits(table: &Path) -> usize {
     std::fs::read_dir(table.join("_delta_log"))
@@ -224,14 +153,15 @@ fn local_commits(table: &Path) -> usize {
 
 /// The daemon with a lake sink (`sink` is its `[[sink]]` body): a random workload, a kill -9
 /// in the middle once `started` says rows arrived, a restart; then the current state must
-/// equal the source with no change twice in the changelog.
+/// equal the source with no change twice in the changelog. Returns the running daemon.
 async fn crash_workload_reaches_equality<F, Fut>(
     pg: &ThrowawayPostgres,
     sink: &str,
     uris: &[String],
     env: &[(&str, String)],
     mut started: F,
-) where
+) -> SluiceProcess
+where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
@@ -247,7 +177,7 @@ async fn crash_workload_reaches_equality<F, Fut>(
         let client = pg.client(DEFAULT_DATABASE).await.unwrap();
         let writing = writing.clone();
         tokio::spawn(async move {
-            let mut workload = Workload::new(0x1a4e_5eed);
+            let mut workload = Workload::new(0x1a4e_5eed_0bad_cafe);
             let mut count = 0;
             while count < 300 || writing.load(Ordering::Relaxed) {
                 client.batch_execute(&workload.transaction()).await.unwrap();
@@ -281,14 +211,18 @@ async fn crash_workload_reaches_equality<F, Fut>(
         "redelivered changes were written twice"
     );
     assert!(state.changelog_rows > source_rows(&client).await.len() as u64);
+    daemon
+}
 
+/// SIGTERM: the daemon drains and exits 0.
+async fn stop(mut daemon: SluiceProcess) {
     daemon.terminate();
     let status = daemon.wait_exit(Duration::from_secs(60)).await;
     assert!(status.success(), "{}", daemon.stderr());
 }
 
 #[tokio::test]
-async fn a_killed_daemon_restarts_and_the_local_lake_equals_the_source_without_duplicates() {
+async fn a_killed_daemon_restarts_and_the_local_lake_equals_the_source_without_duplicates_and_gains_added_columns() {
     let pg = support::start_postgres_with(SOURCE_TABLE).await;
     let lake = tempfile::tempdir().unwrap();
     let table = lake.path().join("public.items");
@@ -297,11 +231,26 @@ async fn a_killed_daemon_restarts_and_the_local_lake_equals_the_source_without_d
         lake.path().display()
     );
     let uris = [table.display().to_string()];
-    crash_workload_reaches_equality(&pg, &sink, &uris, &[], || {
+    let daemon = crash_workload_reaches_equality(&pg, &sink, &uris, &[], || {
         let table = table.clone();
         async move { local_commits(&table) >= 4 }
     })
     .await;
+
+    // A column added at the source widens the Delta table; older rows read it as null.
+    let client = pg.client(DEFAULT_DATABASE).await.unwrap();
+    client
+        .batch_execute(
+            "ALTER TABLE items ADD COLUMN color text; \
+             INSERT INTO items SELECT 100000 + g, g, 1.50, 'new', to_timestamp(1700000000), \
+             'red ' || g FROM generate_series(1, 20) g; \
+             UPDATE items SET color = 'blue' WHERE id IN (SELECT id FROM items LIMIT 5)",
+        )
+        .await
+        .unwrap();
+    let state = wait_lake_equals_source(&client, &uris, &[]).await;
+    assert_eq!(state.duplicate_positions, 0);
+    stop(daemon).await;
 }
 
 #[tokio::test]
@@ -320,7 +269,7 @@ async fn a_killed_daemon_restarts_and_the_lake_on_s3_equals_the_source_without_d
     );
     let uris = ["s3://lake/cdc/public.items".to_owned()];
     let env = server.reader_env();
-    crash_workload_reaches_equality(&pg, &sink, &uris, &env, || {
+    let daemon = crash_workload_reaches_equality(&pg, &sink, &uris, &env, || {
         let (uris, env) = (uris.clone(), env.clone());
         async move {
             read_lake(&uris, &env)
@@ -329,6 +278,7 @@ async fn a_killed_daemon_restarts_and_the_lake_on_s3_equals_the_source_without_d
         }
     })
     .await;
+    stop(daemon).await;
     assert!(!server.log().contains("Traceback"), "{}", server.log());
 }
 

@@ -12,6 +12,7 @@ pub mod kafka;
 pub mod s3;
 #[cfg(feature = "sink-search")]
 pub mod search;
+pub mod workload;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};

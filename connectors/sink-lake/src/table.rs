@@ -291,11 +291,12 @@ fn fits(current: &Schema, incoming: &Schema) -> Result<bool, LakeError> {
             .map_err(|e| LakeError::Arrow(e.to_string()))
     };
     let (current, incoming) = (kernel(current)?, kernel(incoming)?);
-    Ok(incoming.fields().all(|field| {
+    let fits = incoming.fields().all(|field| {
         current
             .field(field.name())
             .is_none_or(|known| known.data_type() == field.data_type())
-    }))
+    });
+    Ok(fits)
 }
 
 /// `rows` with the table's column order and types: the table's columns first (null where the
