@@ -173,10 +173,9 @@ pub async fn build_sink(
             cfg,
         )?),
         #[cfg(feature = "sink-lake")]
-        SinkConfig::Lake(cfg) => Box::new(sluice_sink_lake::LakeSink::new(
-            context.sink.clone(),
-            cfg,
-        )?),
+        SinkConfig::Lake(cfg) => {
+            Box::new(sluice_sink_lake::LakeSink::new(context.sink.clone(), cfg)?)
+        }
     })
 }
 

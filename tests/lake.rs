@@ -12,8 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value as Json};
 use sluice_api::{
-    Batch, ChangeEvent, Column, Lsn, Op, ReplicaIdentity, Sink, SourcePosition, TableSchema,
-    Value,
+    Batch, ChangeEvent, Column, Lsn, Op, ReplicaIdentity, Sink, SourcePosition, TableSchema, Value,
 };
 use sluice_sink_lake::{LakeSink, RawLakeSinkConfig};
 
@@ -222,7 +221,8 @@ async fn stop(mut daemon: SluiceProcess) {
 }
 
 #[tokio::test]
-async fn a_killed_daemon_restarts_and_the_local_lake_equals_the_source_without_duplicates_and_gains_added_columns() {
+async fn a_killed_daemon_restarts_and_the_local_lake_equals_the_source_without_duplicates_and_gains_added_columns(
+) {
     let pg = support::start_postgres_with(SOURCE_TABLE).await;
     let lake = tempfile::tempdir().unwrap();
     let table = lake.path().join("public.items");
@@ -334,9 +334,11 @@ fn batch(sequence: u64, events: Vec<ChangeEvent>) -> Batch {
 
 fn local_sink(dir: &Path, extra: &str) -> LakeSink {
     let text = format!("location = '{}'\n{extra}", dir.display());
-    let raw: RawLakeSinkConfig =
-        sluice_api::from_toml(toml::Value::Table(toml::from_str(&text).unwrap()), "sink[0]")
-            .unwrap();
+    let raw: RawLakeSinkConfig = sluice_api::from_toml(
+        toml::Value::Table(toml::from_str(&text).unwrap()),
+        "sink[0]",
+    )
+    .unwrap();
     LakeSink::new("lake", &raw.validate("sink[0]").unwrap()).unwrap()
 }
 
@@ -364,7 +366,12 @@ async fn a_redelivered_batch_after_a_restart_adds_no_rows_and_the_rest_of_it_lan
     sink.write(&first).await.unwrap();
     let mut events = first.events.clone();
     events.push(change(&items, Op::Update, 120, row(1, "a2")));
-    events.push(change(&items, Op::Delete, 130, vec![Value::Int64(2), Value::Null]));
+    events.push(change(
+        &items,
+        Op::Delete,
+        130,
+        vec![Value::Int64(2), Value::Null],
+    ));
     sink.write(&batch(2, events)).await.unwrap();
 
     let uris = [dir.path().join("public.items").display().to_string()];
@@ -450,12 +457,15 @@ async fn an_added_column_widens_the_table_and_a_type_change_starts_a_new_table_v
     );
     // A restarted sink finds the newest version and the position over all versions.
     let mut sink = local_sink(dir.path(), "");
-    sink.write(&batch(2, vec![change(
-        &retyped,
-        Op::Update,
-        130,
-        vec![Value::Int64(2), Value::Text("six".into()), Value::Null],
-    )]))
+    sink.write(&batch(
+        2,
+        vec![change(
+            &retyped,
+            Op::Update,
+            130,
+            vec![Value::Int64(2), Value::Text("six".into()), Value::Null],
+        )],
+    ))
     .await
     .unwrap();
     let state = read_lake(&[second.display().to_string()], &[])

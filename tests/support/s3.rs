@@ -28,7 +28,14 @@ impl ThrowawayS3 {
         let log = tempfile::NamedTempFile::new().expect("moto log");
         let out = log.reopen().expect("moto log");
         let child = Command::new("python3")
-            .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
+            .args([
+                "-m",
+                "moto.server",
+                "-H",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+            ])
             .stdin(Stdio::null())
             .stdout(out.try_clone().expect("moto log"))
             .stderr(out)

@@ -42,7 +42,8 @@ pub async fn compact(table: &mut LakeTable, config: &LakeSinkConfig) -> Result<u
     for file in &small {
         let path = Path::from_url_path(file.path().as_ref())
             .map_err(|e| LakeError::Storage(format!("{name}: data file path: {e}")))?;
-        let reader = ParquetObjectReader::new(store.clone(), path).with_file_size(file.size() as u64);
+        let reader =
+            ParquetObjectReader::new(store.clone(), path).with_file_size(file.size() as u64);
         let mut batches = ParquetRecordBatchStreamBuilder::new(reader)
             .await
             .and_then(|b| b.build())

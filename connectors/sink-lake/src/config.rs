@@ -123,9 +123,7 @@ impl RawLakeSinkConfig {
                 ));
                 None
             }
-            (raw, true) => raw
-                .unwrap_or_default()
-                .validate(&key("s3"), &mut problems),
+            (raw, true) => raw.unwrap_or_default().validate(&key("s3"), &mut problems),
             _ => None,
         };
         match location {
@@ -143,7 +141,9 @@ impl RawLakeSinkConfig {
 impl RawS3Config {
     fn validate(self, prefix: &str, problems: &mut Vec<ConfigProblem>) -> Option<S3Config> {
         let key = |k: &str| sluice_api::join_key(prefix, k);
-        let endpoint = self.endpoint.map(|e| e.trim().trim_end_matches('/').to_owned());
+        let endpoint = self
+            .endpoint
+            .map(|e| e.trim().trim_end_matches('/').to_owned());
         if let Some(endpoint) = &endpoint {
             if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
                 problems.push(ConfigProblem::new(
@@ -223,11 +223,9 @@ mod tests {
 
     #[test]
     fn an_s3_location_takes_its_settings_and_keeps_the_secret_secret() {
-        let cfg = raw(
-            "location = 's3://bucket/some/prefix/'\n\
+        let cfg = raw("location = 's3://bucket/some/prefix/'\n\
              s3 = { endpoint = 'http://127.0.0.1:9000/', access_key_id = 'k', \
-             secret_access_key = 'hunter2', path_style = true }",
-        )
+             secret_access_key = 'hunter2', path_style = true }")
         .validate("sink[0]")
         .unwrap();
         assert_eq!(

@@ -4,9 +4,8 @@
 use std::sync::Arc;
 
 use deltalake::arrow::array::{
-    ArrayRef, BinaryArray, BooleanArray, Date32Array, Decimal128Array, Float32Array,
-    Float64Array, Int16Array, Int32Array, Int64Array, RecordBatch, StringArray,
-    TimestampMicrosecondArray,
+    ArrayRef, BinaryArray, BooleanArray, Date32Array, Decimal128Array, Float32Array, Float64Array,
+    Int16Array, Int32Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
 };
 use deltalake::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use serde_json::Value as Json;
@@ -88,14 +87,16 @@ pub fn encode(
 ) -> Result<RecordBatch, LakeError> {
     let mut arrays: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
     for (index, column) in table.columns.iter().enumerate() {
-        let values = events.iter().map(|e| row_of(e).and_then(|row| row.get(index)));
-        arrays.push(
-            column_array(mapping(column), values).map_err(|found| LakeError::UnexpectedValue {
+        let values = events
+            .iter()
+            .map(|e| row_of(e).and_then(|row| row.get(index)));
+        arrays.push(column_array(mapping(column), values).map_err(|found| {
+            LakeError::UnexpectedValue {
                 table: table.qualified_name(),
                 column: column.name.clone(),
                 found,
-            })?,
-        );
+            }
+        })?);
     }
     let lsn = |l: sluice_api::Lsn| l.0 as i64;
     arrays.push(Arc::new(StringArray::from_iter_values(
@@ -351,10 +352,18 @@ mod tests {
         let bad = event(
             Op::Create,
             1,
-            vec![Value::Text("x".into()), Value::Null, Value::Null, Value::Null],
+            vec![
+                Value::Text("x".into()),
+                Value::Null,
+                Value::Null,
+                Value::Null,
+            ],
         );
         let error = encode(&table, &schema, &[&bad]).unwrap_err().to_string();
-        assert!(error.contains("public.items") && error.contains("id"), "{error}");
+        assert!(
+            error.contains("public.items") && error.contains("id"),
+            "{error}"
+        );
     }
 
     #[test]

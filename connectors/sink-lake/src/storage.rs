@@ -7,8 +7,7 @@ use std::sync::{Arc, Once};
 
 use deltalake::logstore::object_store::aws::AmazonS3Builder;
 use deltalake::logstore::{
-    default_logstore, logstore_factories, LogStore, LogStoreFactory, ObjectStoreRef,
-    StorageConfig,
+    default_logstore, logstore_factories, LogStore, LogStoreFactory, ObjectStoreRef, StorageConfig,
 };
 use deltalake::{DeltaResult, DeltaTableBuilder};
 use url::Url;
@@ -27,7 +26,9 @@ pub struct Storage {
 
 impl std::fmt::Debug for Storage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Storage").field("root", &self.root.as_str()).finish()
+        f.debug_struct("Storage")
+            .field("root", &self.root.as_str())
+            .finish()
     }
 }
 

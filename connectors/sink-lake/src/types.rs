@@ -32,7 +32,10 @@ pub enum Mapping {
     Int64,
     Float32,
     Float64,
-    Decimal { precision: u8, scale: i8 },
+    Decimal {
+        precision: u8,
+        scale: i8,
+    },
     Date,
     /// Microseconds since the epoch, UTC (`timestamp` is taken as UTC wall-clock time).
     Timestamp,
@@ -115,7 +118,10 @@ mod tests {
         assert_eq!(map("bool", -1), DataType::Boolean);
         assert_eq!(map("int4", -1), DataType::Int32);
         assert_eq!(map("oid", -1), DataType::Int64);
-        assert_eq!(map("numeric", (12 << 16 | 2) + 4), DataType::Decimal128(12, 2));
+        assert_eq!(
+            map("numeric", (12 << 16 | 2) + 4),
+            DataType::Decimal128(12, 2)
+        );
         assert_eq!(map("date", -1), DataType::Date32);
         assert_eq!(
             map("timestamptz", -1),
