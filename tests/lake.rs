@@ -199,7 +199,7 @@ where
     let client = pg.client(DEFAULT_DATABASE).await.unwrap();
     support::wait_slot_released(&client, SLOT, WAIT).await;
 
-    let mut daemon = SluiceProcess::spawn(&args, &[]);
+    let daemon = SluiceProcess::spawn(&args, &[]);
     harness::wait_streaming(pg).await;
     writing.store(false, Ordering::Relaxed);
     let transactions = writer.await.unwrap();

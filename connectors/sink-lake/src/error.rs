@@ -20,8 +20,9 @@ pub enum LakeError {
     #[error("{context}: {source}")]
     Delta {
         context: String,
+        // Boxed: Delta's error is large, and this one travels in every `Result` of the sink.
         #[source]
-        source: DeltaTableError,
+        source: Box<DeltaTableError>,
     },
     #[error("storage: {0}")]
     Storage(String),
@@ -31,7 +32,10 @@ impl LakeError {
     /// A Delta error with what the sink was doing.
     pub fn delta(context: impl Into<String>) -> impl FnOnce(DeltaTableError) -> LakeError {
         let context = context.into();
-        move |source| LakeError::Delta { context, source }
+        move |source| LakeError::Delta {
+            context,
+            source: Box::new(source),
+        }
     }
 
     /// Whether writing the batch again can help.
