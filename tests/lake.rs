@@ -6,7 +6,6 @@
 //! redelivery, compaction and schema changes.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,9 +15,9 @@ use sluice_api::{
 };
 use sluice_sink_lake::{LakeSink, RawLakeSinkConfig};
 
-use crate::harness::{self, SLOT};
+use crate::harness;
 use crate::support::s3::{self, ThrowawayS3};
-use crate::support::workload::{Workload, SOURCE_TABLE};
+use crate::support::workload::{kill_mid_workload, SOURCE_TABLE};
 use crate::support::{self, SluiceProcess, ThrowawayPostgres, DEFAULT_DATABASE};
 
 const WAIT: Duration = Duration::from_secs(180);
@@ -158,7 +157,7 @@ async fn crash_workload_reaches_equality<F, Fut>(
     sink: &str,
     uris: &[String],
     env: &[(&str, String)],
-    mut started: F,
+    started: F,
 ) -> SluiceProcess
 where
     F: FnMut() -> Fut,
@@ -168,42 +167,8 @@ where
         .replace("name = \"null\"\ntype = \"memory\"\nretain = false", sink);
     let config = support::write_config(&text);
     let args = ["run", "--config", config.path().to_str().unwrap()];
-    let daemon = SluiceProcess::spawn(&args, &[]);
-    harness::wait_streaming(pg).await;
-
-    let writing = Arc::new(AtomicBool::new(true));
-    let writer = {
-        let client = pg.client(DEFAULT_DATABASE).await.unwrap();
-        let writing = writing.clone();
-        tokio::spawn(async move {
-            let mut workload = Workload::new(0x1a4e_5eed_0bad_cafe);
-            let mut count = 0;
-            while count < 300 || writing.load(Ordering::Relaxed) {
-                client.batch_execute(&workload.transaction()).await.unwrap();
-                count += 1;
-            }
-            count
-        })
-    };
-    let deadline = Instant::now() + WAIT;
-    while !started().await {
-        assert!(
-            Instant::now() < deadline,
-            "nothing reached the lake before the kill:\n{}",
-            daemon.stderr()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    daemon.kill();
-    drop(daemon);
+    let daemon = kill_mid_workload(pg, &args, 0x1a4e_5eed_0bad_cafe, 300, started).await;
     let client = pg.client(DEFAULT_DATABASE).await.unwrap();
-    support::wait_slot_released(&client, SLOT, WAIT).await;
-
-    let daemon = SluiceProcess::spawn(&args, &[]);
-    harness::wait_streaming(pg).await;
-    writing.store(false, Ordering::Relaxed);
-    let transactions = writer.await.unwrap();
-    assert!(transactions >= 300, "{transactions} transactions");
     let state = wait_lake_equals_source(&client, uris, env).await;
     assert_eq!(
         state.duplicate_positions, 0,

@@ -1,5 +1,17 @@
 //! The random workload of the end-to-end sink tests: transactions of inserts, updates and
-//! deletes on one `items` table, reproducible from a seed.
+//! deletes on one `items` table, reproducible from a seed, and the daemon killed in the middle
+//! of it.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::harness::{self, SLOT};
+use crate::support::{self, SluiceProcess, ThrowawayPostgres, DEFAULT_DATABASE};
+
+/// How long the daemon may take to deliver something, and to let go of its slot.
+const WAIT: Duration = Duration::from_secs(180);
 
 /// The table the workload writes.
 pub const SOURCE_TABLE: &str = "CREATE TABLE items (id bigint PRIMARY KEY, qty int, \
@@ -66,4 +78,59 @@ impl Workload {
         }
         sql
     }
+}
+
+/// Run `sluice ARGS` while the workload (from `seed`) writes at least `transactions`
+/// transactions; once `started` holds, kill -9 the daemon, wait until its slot is released and
+/// start it again, so that it dies mid-stream. Returns the restarted daemon once the writer is
+/// done.
+pub async fn kill_mid_workload<F, Fut>(
+    pg: &ThrowawayPostgres,
+    args: &[&str],
+    seed: u64,
+    transactions: usize,
+    mut started: F,
+) -> SluiceProcess
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let daemon = SluiceProcess::spawn(args, &[]);
+    harness::wait_streaming(pg).await;
+
+    // The writer keeps going through the kill and the restart.
+    let writing = Arc::new(AtomicBool::new(true));
+    let writer = {
+        let client = pg.client(DEFAULT_DATABASE).await.unwrap();
+        let writing = writing.clone();
+        tokio::spawn(async move {
+            let mut workload = Workload::new(seed);
+            let mut count = 0;
+            while count < transactions || writing.load(Ordering::Relaxed) {
+                client.batch_execute(&workload.transaction()).await.unwrap();
+                count += 1;
+            }
+            count
+        })
+    };
+    let deadline = Instant::now() + WAIT;
+    while !started().await {
+        assert!(
+            Instant::now() < deadline,
+            "nothing reached the target before the kill:\n{}",
+            daemon.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    daemon.kill();
+    drop(daemon);
+    let client = pg.client(DEFAULT_DATABASE).await.unwrap();
+    support::wait_slot_released(&client, SLOT, WAIT).await;
+
+    let daemon = SluiceProcess::spawn(args, &[]);
+    harness::wait_streaming(pg).await;
+    writing.store(false, Ordering::Relaxed);
+    let written = writer.await.unwrap();
+    assert!(written >= transactions, "{written} transactions");
+    daemon
 }
