@@ -43,7 +43,7 @@ def column(name, texts):
     if name == "d":
         return ac.Array([None if t == "" else float(t) for t in texts], target)
     if name == "flag":
-        return ac.Array([None if t == "" else t == "t" for t in texts], target)
+        return ac.Array([None if t == "" else t in ("t", "true") for t in texts], target)
     strings = ac.Array([None if t == "" else t for t in texts], ac.DataType.string())
     return strings if target == ac.DataType.string() else strings.cast(target)
 
