@@ -19,6 +19,8 @@ mod kafka_crash;
 mod kafka_exactly_once;
 #[cfg(feature = "sink-kafka")]
 mod kafka_metadata;
+#[cfg(feature = "sink-lake")]
+mod lake;
 mod ops;
 mod registry;
 #[cfg(feature = "sink-search")]

@@ -13,13 +13,11 @@ use sluice_api::{
     TableSchema, Value,
 };
 
-use crate::harness::{self, SLOT};
-use crate::support::{self, SluiceProcess, ThrowawayPostgres, DEFAULT_DATABASE, SUPERUSER};
+use crate::harness;
+use crate::support::workload::{kill_mid_workload, SOURCE_TABLE};
+use crate::support::{self, ThrowawayPostgres, DEFAULT_DATABASE, SUPERUSER};
 
 const WAIT: Duration = Duration::from_secs(180);
-
-const SOURCE_TABLE: &str = "CREATE TABLE items (id bigint PRIMARY KEY, qty int, \
-                            price numeric(12,2), note text, at timestamptz)";
 
 /// A row as compared: id, qty, price as text, note, epoch seconds, color (the added column).
 type Row = (
@@ -30,69 +28,6 @@ type Row = (
     Option<i64>,
     Option<String>,
 );
-
-/// A deterministic random workload of inserts, updates and deletes.
-struct Workload {
-    state: u64,
-    next_id: i64,
-    live: Vec<i64>,
-}
-
-impl Workload {
-    fn new(seed: u64) -> Self {
-        Workload {
-            state: seed,
-            next_id: 1,
-            live: Vec::new(),
-        }
-    }
-
-    fn random(&mut self, below: u64) -> u64 {
-        // xorshift64: reproducible without a dependency.
-        self.state ^= self.state << 13;
-        self.state ^= self.state >> 7;
-        self.state ^= self.state << 17;
-        self.state % below
-    }
-
-    fn values(&mut self, id: i64) -> String {
-        let qty = match self.random(10) {
-            0 => "NULL".to_owned(),
-            _ => (self.random(2000) as i64 - 1000).to_string(),
-        };
-        let price = format!("{}.{:02}", self.random(100_000), self.random(100));
-        let note = format!("'it''s \"{id}\" \\ {}'", self.random(1000));
-        let at = format!("to_timestamp({})", 1_700_000_000 + self.random(10_000_000));
-        format!("{qty}, {price}, {note}, {at}")
-    }
-
-    /// One transaction of one to eight changes, as SQL run in one implicit transaction.
-    fn transaction(&mut self) -> String {
-        let mut sql = String::new();
-        for _ in 0..=self.random(8) {
-            let roll = self.random(100);
-            if self.live.len() < 5 || roll < 50 {
-                let id = self.next_id;
-                self.next_id += 1;
-                self.live.push(id);
-                let values = self.values(id);
-                sql.push_str(&format!("INSERT INTO items VALUES ({id}, {values});"));
-            } else if roll < 85 {
-                let index = self.random(self.live.len() as u64) as usize;
-                let id = self.live[index];
-                let values = self.values(id);
-                sql.push_str(&format!(
-                    "UPDATE items SET (qty, price, note, at) = ({values}) WHERE id = {id};"
-                ));
-            } else {
-                let index = self.random(self.live.len() as u64) as usize;
-                let id = self.live.swap_remove(index);
-                sql.push_str(&format!("DELETE FROM items WHERE id = {id};"));
-            }
-        }
-        sql
-    }
-}
 
 async fn source_rows(client: &tokio_postgres::Client, with_color: bool) -> Vec<Row> {
     let color = if with_color { "color" } else { "NULL::text" };
@@ -199,43 +134,12 @@ async fn crash_workload_reaches_equality(pg: &ThrowawayPostgres, sink: &str, tar
         .replace("name = \"null\"\ntype = \"memory\"\nretain = false", sink);
     let config = support::write_config(&text);
     let args = ["run", "--config", config.path().to_str().unwrap()];
-    let daemon = SluiceProcess::spawn(&args, &[]);
-    harness::wait_streaming(pg).await;
-
-    // The writer keeps going through the kill and the restart, so the daemon dies mid-stream.
-    let writing = Arc::new(std::sync::atomic::AtomicBool::new(true));
-    let writer = {
-        let client = pg.client(DEFAULT_DATABASE).await.unwrap();
-        let writing = writing.clone();
-        tokio::spawn(async move {
-            let mut workload = Workload::new(0x5eed_1234_abcd);
-            let mut count = 0;
-            while count < 400 || writing.load(std::sync::atomic::Ordering::Relaxed) {
-                client.batch_execute(&workload.transaction()).await.unwrap();
-                count += 1;
-            }
-            count
-        })
-    };
-    let deadline = Instant::now() + WAIT;
-    while target.rows(false).await.len() < 50 {
-        assert!(
-            Instant::now() < deadline,
-            "no rows reached the target before the kill:\n{}",
-            daemon.stderr()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    daemon.kill();
-    drop(daemon);
+    let rows = &target;
+    let mut daemon = kill_mid_workload(pg, &args, 0x5eed_1234_abcd, 400, || async move {
+        rows.rows(false).await.len() >= 50
+    })
+    .await;
     let client = pg.client(DEFAULT_DATABASE).await.unwrap();
-    support::wait_slot_released(&client, SLOT, WAIT).await;
-
-    let mut daemon = SluiceProcess::spawn(&args, &[]);
-    harness::wait_streaming(pg).await;
-    writing.store(false, std::sync::atomic::Ordering::Relaxed);
-    let transactions = writer.await.unwrap();
-    assert!(transactions >= 400, "{transactions} transactions");
     wait_equal(&client, &target, false).await;
 
     client

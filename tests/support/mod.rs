@@ -8,8 +8,11 @@
 #[cfg(feature = "sink-clickhouse")]
 pub mod clickhouse;
 pub mod kafka;
+#[cfg(feature = "sink-lake")]
+pub mod s3;
 #[cfg(feature = "sink-search")]
 pub mod search;
+pub mod workload;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
