@@ -212,6 +212,8 @@ fn sink_connectors() -> Vec<(&'static str, &'static [&'static str])> {
             "clickhouse",
             fields_of::<sluice_sink_clickhouse::RawClickHouseSinkConfig>(),
         ),
+        #[cfg(feature = "sink-lake")]
+        ("lake", fields_of::<sluice_sink_lake::RawLakeSinkConfig>()),
     ]
 }
 
