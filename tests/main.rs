@@ -15,6 +15,12 @@ mod kafka_crash;
 mod kafka_exactly_once;
 #[cfg(feature = "sink-kafka")]
 mod kafka_metadata;
+#[cfg(all(
+    feature = "sink-kafka",
+    feature = "sink-search",
+    feature = "sink-postgres"
+))]
+mod proof;
 mod registry;
 #[cfg(feature = "sink-search")]
 mod search;

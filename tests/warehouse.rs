@@ -14,12 +14,15 @@ use sluice_api::{
 };
 
 use crate::harness::{self, SLOT};
+use crate::support::workload::{Workload, TABLE_COLUMNS};
 use crate::support::{self, SluiceProcess, ThrowawayPostgres, DEFAULT_DATABASE, SUPERUSER};
 
 const WAIT: Duration = Duration::from_secs(180);
 
-const SOURCE_TABLE: &str = "CREATE TABLE items (id bigint PRIMARY KEY, qty int, \
-                            price numeric(12,2), note text, at timestamptz)";
+/// The source table the crash workloads write.
+fn source_table() -> String {
+    format!("CREATE TABLE items ({TABLE_COLUMNS})")
+}
 
 /// A row as compared: id, qty, price as text, note, epoch seconds, color (the added column).
 type Row = (
@@ -30,69 +33,6 @@ type Row = (
     Option<i64>,
     Option<String>,
 );
-
-/// A deterministic random workload of inserts, updates and deletes.
-struct Workload {
-    state: u64,
-    next_id: i64,
-    live: Vec<i64>,
-}
-
-impl Workload {
-    fn new(seed: u64) -> Self {
-        Workload {
-            state: seed,
-            next_id: 1,
-            live: Vec::new(),
-        }
-    }
-
-    fn random(&mut self, below: u64) -> u64 {
-        // xorshift64: reproducible without a dependency.
-        self.state ^= self.state << 13;
-        self.state ^= self.state >> 7;
-        self.state ^= self.state << 17;
-        self.state % below
-    }
-
-    fn values(&mut self, id: i64) -> String {
-        let qty = match self.random(10) {
-            0 => "NULL".to_owned(),
-            _ => (self.random(2000) as i64 - 1000).to_string(),
-        };
-        let price = format!("{}.{:02}", self.random(100_000), self.random(100));
-        let note = format!("'it''s \"{id}\" \\ {}'", self.random(1000));
-        let at = format!("to_timestamp({})", 1_700_000_000 + self.random(10_000_000));
-        format!("{qty}, {price}, {note}, {at}")
-    }
-
-    /// One transaction of one to eight changes, as SQL run in one implicit transaction.
-    fn transaction(&mut self) -> String {
-        let mut sql = String::new();
-        for _ in 0..=self.random(8) {
-            let roll = self.random(100);
-            if self.live.len() < 5 || roll < 50 {
-                let id = self.next_id;
-                self.next_id += 1;
-                self.live.push(id);
-                let values = self.values(id);
-                sql.push_str(&format!("INSERT INTO items VALUES ({id}, {values});"));
-            } else if roll < 85 {
-                let index = self.random(self.live.len() as u64) as usize;
-                let id = self.live[index];
-                let values = self.values(id);
-                sql.push_str(&format!(
-                    "UPDATE items SET (qty, price, note, at) = ({values}) WHERE id = {id};"
-                ));
-            } else {
-                let index = self.random(self.live.len() as u64) as usize;
-                let id = self.live.swap_remove(index);
-                sql.push_str(&format!("DELETE FROM items WHERE id = {id};"));
-            }
-        }
-        sql
-    }
-}
 
 async fn source_rows(client: &tokio_postgres::Client, with_color: bool) -> Vec<Row> {
     let color = if with_color { "color" } else { "NULL::text" };
@@ -354,7 +294,7 @@ mod postgres {
 
     #[tokio::test]
     async fn the_postgres_target_equals_the_source_after_a_crash_and_gains_added_columns() {
-        let pg = support::start_postgres_with(SOURCE_TABLE).await;
+        let pg = support::start_postgres_with(&source_table()).await;
         let target = support::start_postgres().await;
         let sink = format!(
             "name = \"warehouse\"\ntype = \"postgres\"\nconnection = \"{}\"\nschema = \"mirror\"",
@@ -637,7 +577,7 @@ mod clickhouse {
 
     #[tokio::test]
     async fn the_clickhouse_target_equals_the_source_after_a_crash_and_gains_added_columns() {
-        let pg = support::start_postgres_with(SOURCE_TABLE).await;
+        let pg = support::start_postgres_with(&source_table()).await;
         let server = ThrowawayClickHouse::start().await;
         let sink = format!(
             "name = \"warehouse\"\ntype = \"clickhouse\"\nurl = \"{}\"\ndatabase = \"mirror\"\n\

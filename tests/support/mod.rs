@@ -8,8 +8,10 @@
 #[cfg(feature = "sink-clickhouse")]
 pub mod clickhouse;
 pub mod kafka;
+pub mod proxy;
 #[cfg(feature = "sink-search")]
 pub mod search;
+pub mod workload;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
