@@ -16,6 +16,9 @@
 #                  a Python consumer (bench/kafka_latency.py) stamps each record on arrival
 #                  and compares with the envelope's source.ts_us (PostgreSQL's commit time):
 #                  commit-to-consumer latency p50/p99, the consumer's fetch included.
+# Each timed run also logs the CPU seconds sluice and its walsender used and how long their
+# threads were runnable but waited for a CPU (a busy machine shows there), and the table has
+# the broker's CPU seconds.
 # Ends with RESULT lines: name=kafka (throughput, ratio, peak RSS), name=kafka_exactly_once,
 # name=kafka_latency.
 #
@@ -96,26 +99,35 @@ listen = "127.0.0.1:$RPORT"
 EOF
 }
 bench_poller_start
-timed_run() {  # timed_run NAME SLOT EXTRA: sets RUN_S RUN_CPS PEAK_MIB CPU_S
+timed_run() {  # timed_run NAME SLOT EXTRA: sets RUN_S RUN_CPS PEAK_MIB CPU_S BROKER_CPU_S
     write_config "$1" "$2" "$3"
     log "sluice ($1): kafka sink to $END"
-    local t0 t1
+    local t0 t1 b0
+    b0=$(cpu_seconds "$TANSU_PID")
     t0=$EPOCHREALTIME
     start_sluice "$1"
     wait_reached "$1" "$2" "$END"
     t1=$EPOCHREALTIME
+    BROKER_CPU_S=$(awk -v a="$b0" -v b="$(cpu_seconds "$TANSU_PID")" 'BEGIN{printf "%.2f", b - a}')
+    # Where the time went: CPU used, and time spent runnable but waiting for a CPU (on a busy
+    # machine the rate measures CPU share more than the pipeline), for sluice and for the
+    # walsender decoding for it (one core at most, whatever sluice does).
+    local walsender
+    walsender=$(sql "SELECT active_pid FROM pg_replication_slots WHERE slot_name = '$2'")
+    log "sluice ($1): sluice cpu $(cpu_seconds "$SLUICE_PID") s, waited for a cpu $(runqueue_seconds "$SLUICE_PID") s (summed over threads)"
+    [[ -n $walsender ]] && log "sluice ($1): walsender cpu $(cpu_seconds "$walsender") s, waited for a cpu $(runqueue_seconds "$walsender") s"
     stop_sluice "$1"
     RUN_S=$(elapsed "$t0" "$t1")
     RUN_CPS=$(rate "$CHANGES" "$RUN_S")
 }
 
 timed_run bench "$SLUICE_SLOT" ""
-ALO_S=$RUN_S ALO_CPS=$RUN_CPS ALO_MIB=$PEAK_MIB ALO_CPU=$CPU_S
+ALO_S=$RUN_S ALO_CPS=$RUN_CPS ALO_MIB=$PEAK_MIB ALO_CPU=$CPU_S ALO_BROKER=$BROKER_CPU_S
 ALO_RATIO=$(awk -v a="$ALO_CPS" -v b="$BASE_CPS" 'BEGIN{printf "%.2f", a / b}')
-EOS_S=NA EOS_CPS=NA EOS_MIB=NA EOS_CPU=NA EOS_RATIO=NA
+EOS_S=NA EOS_CPS=NA EOS_MIB=NA EOS_CPU=NA EOS_RATIO=NA EOS_BROKER=NA
 if [[ $SKIP_EOS != 1 ]]; then
     timed_run bench_eos "$EOS_SLOT" "exactly_once = true"
-    EOS_S=$RUN_S EOS_CPS=$RUN_CPS EOS_MIB=$PEAK_MIB EOS_CPU=$CPU_S
+    EOS_S=$RUN_S EOS_CPS=$RUN_CPS EOS_MIB=$PEAK_MIB EOS_CPU=$CPU_S EOS_BROKER=$BROKER_CPU_S
     EOS_RATIO=$(awk -v a="$EOS_CPS" -v b="$BASE_CPS" 'BEGIN{printf "%.2f", a / b}')
 fi
 for s in "$SLUICE_SLOT" "$EOS_SLOT" "$BASE_SLOT"; do
@@ -178,10 +190,10 @@ PEAK=$(awk -v a="$ALO_MIB" -v b="$LAT_MIB" 'BEGIN{printf "%.1f", (a > b ? a : b)
 # ---------------------------------------------------------------- report
 echo
 echo "=== kafka: $CHANGES changes ($N inserts, $N updates, $NDEL deletes; $BATCH rows/txn; $WAL_MB MB WAL) into tansu (memory storage) ==="
-printf '%-34s %10s %14s %10s %14s\n' consumer wall_s changes_per_s cpu_s peak_rss_MiB
-printf '%-34s %10s %14s %10s %14s\n' "pg_recvlogical (/dev/null)" "$BASE_S" "$BASE_CPS" - -
-printf '%-34s %10s %14s %10s %14s\n' "sluice -> kafka (at-least-once)" "$ALO_S" "$ALO_CPS" "$ALO_CPU" "$ALO_MIB"
-printf '%-34s %10s %14s %10s %14s\n' "sluice -> kafka (exactly-once)" "$EOS_S" "$EOS_CPS" "$EOS_CPU" "$EOS_MIB"
+printf '%-34s %10s %14s %10s %14s %14s\n' consumer wall_s changes_per_s cpu_s broker_cpu_s peak_rss_MiB
+printf '%-34s %10s %14s %10s %14s %14s\n' "pg_recvlogical (/dev/null)" "$BASE_S" "$BASE_CPS" - - -
+printf '%-34s %10s %14s %10s %14s %14s\n' "sluice -> kafka (at-least-once)" "$ALO_S" "$ALO_CPS" "$ALO_CPU" "$ALO_BROKER" "$ALO_MIB"
+printf '%-34s %10s %14s %10s %14s %14s\n' "sluice -> kafka (exactly-once)" "$EOS_S" "$EOS_CPS" "$EOS_CPU" "$EOS_BROKER" "$EOS_MIB"
 echo "latency at $LAT_RATE changes/s ($LAT_TXN rows/txn, commit -> consumer): $LAT_LINE; sluice peak RSS $LAT_MIB MiB"
 echo "RESULT name=kafka changes=$CHANGES sluice_changes_per_s=$ALO_CPS baseline_changes_per_s=$BASE_CPS ratio=$ALO_RATIO peak_rss_mib=$PEAK"
 echo "RESULT name=kafka_exactly_once changes=$CHANGES sluice_changes_per_s=$EOS_CPS baseline_changes_per_s=$BASE_CPS ratio=$EOS_RATIO peak_rss_mib=$EOS_MIB"

@@ -52,6 +52,9 @@
 #                                 polls until SLOT reaches LSN (dies if sluice exits or after
 #                                 TIMEOUT_S)
 #   stop_sluice NAME              reads PEAK_MIB (VmHWM) and CPU_S, SIGTERM, must exit 0
+#   cpu_seconds PID               user + system CPU seconds PID used so far (2 decimals)
+#   runqueue_seconds PID          seconds PID's threads were runnable but waited for a CPU,
+#                                 summed over its live threads (schedstat; 2 decimals)
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 TIMEOUT_S=${TIMEOUT_S:-1800}
@@ -269,11 +272,18 @@ wait_reached() {  # wait_reached NAME SLOT LSN [NAP]
         nap "${4:-0.05}"
     done
 }
+cpu_seconds() {  # cpu_seconds PID
+    local stat
+    read -r -a stat <<<"$(sed 's/^.*) //' "/proc/$1/stat")"
+    awk -v u="${stat[11]}" -v s="${stat[12]}" -v h="$(getconf CLK_TCK)" 'BEGIN{printf "%.2f", (u + s) / h}'
+}
+runqueue_seconds() {  # runqueue_seconds PID
+    cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{w += $2} END{printf "%.2f", w / 1e9}'
+}
 stop_sluice() {  # stop_sluice NAME: SIGTERM, must exit 0; sets PEAK_MIB and CPU_S
-    local hwm stat rc=0
+    local hwm rc=0
     hwm=$(awk '/^VmHWM:/{print $2}' "/proc/$SLUICE_PID/status")
-    read -r -a stat <<<"$(sed 's/^.*) //' "/proc/$SLUICE_PID/stat")"
-    CPU_S=$(awk -v u="${stat[11]}" -v s="${stat[12]}" -v h="$(getconf CLK_TCK)" 'BEGIN{printf "%.2f", (u + s) / h}')
+    CPU_S=$(cpu_seconds "$SLUICE_PID")
     PEAK_MIB=$(awk -v k="$hwm" 'BEGIN{printf "%.1f", k / 1024}')
     kill -TERM "$SLUICE_PID"
     wait "$SLUICE_PID" || rc=$?

@@ -18,6 +18,8 @@ pub enum SinkConfig {
     Postgres(sluice_sink_postgres::PostgresSinkConfig),
     #[cfg(feature = "sink-clickhouse")]
     ClickHouse(sluice_sink_clickhouse::ClickHouseSinkConfig),
+    #[cfg(feature = "sink-lake")]
+    Lake(sluice_sink_lake::LakeSinkConfig),
 }
 
 /// What every sink may need to know about the pipeline it serves.
@@ -46,6 +48,8 @@ pub fn sink_types() -> &'static [&'static str] {
         "postgres",
         #[cfg(feature = "sink-clickhouse")]
         "clickhouse",
+        #[cfg(feature = "sink-lake")]
+        "lake",
     ]
 }
 
@@ -93,6 +97,10 @@ pub fn validate_sink(
             prefix,
             |raw| raw.validate(prefix).map(SinkConfig::ClickHouse),
         ),
+        #[cfg(feature = "sink-lake")]
+        "lake" => validate_with::<sluice_sink_lake::RawLakeSinkConfig, _>(value, prefix, |raw| {
+            raw.validate(prefix).map(SinkConfig::Lake)
+        }),
         other => Err(vec![ConfigProblem {
             key: format!("{prefix}.type"),
             message: format!(
@@ -164,6 +172,10 @@ pub async fn build_sink(
             context.sink.clone(),
             cfg,
         )?),
+        #[cfg(feature = "sink-lake")]
+        SinkConfig::Lake(cfg) => {
+            Box::new(sluice_sink_lake::LakeSink::new(context.sink.clone(), cfg)?)
+        }
     })
 }
 
@@ -229,5 +241,12 @@ mod tests {
     fn a_clickhouse_sink_needs_its_url() {
         let problems = validate_sink("clickhouse", toml::Table::new(), "sink[2]").unwrap_err();
         assert_eq!(problems[0].key, "sink[2].url");
+    }
+
+    #[cfg(feature = "sink-lake")]
+    #[test]
+    fn a_lake_sink_needs_its_location() {
+        let problems = validate_sink("lake", toml::Table::new(), "sink[1]").unwrap_err();
+        assert_eq!(problems[0].key, "sink[1].location");
     }
 }

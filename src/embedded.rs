@@ -663,7 +663,7 @@ fn os_user_ids(user: &str) -> Result<(u32, u32)> {
 
 /// A port nobody listens on right now (the OS picks it). Another process may take it before
 /// the server binds; `start_on_free_port` retries in that case.
-fn free_port() -> Result<u16> {
+pub(crate) fn free_port() -> Result<u16> {
     let listener = TcpListener::bind("127.0.0.1:0").map_err(io_error("finding a free port"))?;
     let port = listener
         .local_addr()

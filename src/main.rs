@@ -1,5 +1,6 @@
 //! The `sluice` command: load and validate the config, set up logging, then run the pipeline
-//! (`run`), inspect the database (`check`) or request an incremental snapshot (`snapshot`).
+//! (`run`), inspect the database (`check`), request an incremental snapshot (`snapshot`), or
+//! talk to a running daemon's HTTP endpoint (`status`, `pause`, `resume`).
 //! Maps every outcome to an exit code that scripts and supervisors can act on.
 
 use std::path::{Path, PathBuf};
@@ -7,6 +8,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use sluice::config::{Config, ConfigError, LogConfig, LogFormat};
+use sluice::runtime::error_chain;
 use sluice_source_postgres::check::{run_checks, CheckItem, CheckReport, CheckStatus};
 
 /// Everything went as asked.
@@ -55,6 +57,25 @@ enum Command {
         #[arg(long, value_name = "SQL")]
         filter: Option<String>,
     },
+    /// Show the running daemon's status (slot, positions, lag, sinks, snapshot progress) as
+    /// read from its HTTP endpoint.
+    Status {
+        #[command(flatten)]
+        daemon: DaemonArgs,
+        /// Print the status document as JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Pause the running daemon's delivery: the source stops reading, the slot keeps the WAL.
+    Pause {
+        #[command(flatten)]
+        daemon: DaemonArgs,
+    },
+    /// Resume the running daemon's delivery where it was paused.
+    Resume {
+        #[command(flatten)]
+        daemon: DaemonArgs,
+    },
     /// Start a throwaway PostgreSQL, capture a sample table, make a few changes and print
     /// their events as JSON lines (needs PostgreSQL's server binaries, not a running server).
     Demo,
@@ -63,6 +84,18 @@ enum Command {
         #[command(subcommand)]
         command: sluice::registry::RegistryCommand,
     },
+}
+
+/// How to reach a running daemon.
+#[derive(clap::Args)]
+struct DaemonArgs {
+    /// The daemon's TOML configuration file: its `[http]` table says where it listens and
+    /// holds the admin token.
+    #[arg(long, short, value_name = "FILE")]
+    config: PathBuf,
+    /// The daemon's base URL, instead of the config's `[http] listen`.
+    #[arg(long, value_name = "URL")]
+    url: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -75,6 +108,9 @@ fn main() -> ExitCode {
             table,
             filter,
         } => snapshot(&config, &table, filter.as_deref()),
+        Command::Status { daemon, json } => status(&daemon, json),
+        Command::Pause { daemon } => admin(&daemon, "pause"),
+        Command::Resume { daemon } => admin(&daemon, "resume"),
         Command::Demo => demo(),
         Command::Registry { command } => sluice::registry::run_command(command),
     };
@@ -137,41 +173,88 @@ fn demo() -> u8 {
 }
 
 fn snapshot(path: &Path, table: &str, filter: Option<&str>) -> u8 {
+    use sluice::runtime::snapshot_signal::{check_request, request_snapshot};
     let config = match load(path) {
         Ok(config) => config,
         Err(code) => return code,
     };
-    let Some(signal_table) = &config.source.signal_table else {
-        eprintln!("error: config: source.signal_table must be set to signal snapshots");
-        return EXIT_CONFIG;
-    };
-    if table
-        .split_once('.')
-        .is_none_or(|(s, t)| s.is_empty() || t.is_empty())
-    {
-        eprintln!("error: --table {table:?}: expected schema.table");
+    if let Err(error) = check_request(&config.source, table) {
+        eprintln!("error: config: {error}");
         return EXIT_CONFIG;
     }
     let Some(runtime) = async_runtime(false) else {
         return EXIT_RUNTIME;
     };
-    let sql =
-        sluice_source_postgres::snapshot::incremental::signal_insert(signal_table, table, filter);
-    let result = runtime.block_on(async {
-        let client = config.source.connection.connect_sql().await?;
-        client.batch_execute(&sql).await?;
-        Ok::<_, sluice_source_postgres::SourceError>(())
-    });
-    match result {
+    match runtime.block_on(request_snapshot(&config.source, table, filter)) {
         Ok(()) => {
             println!("incremental snapshot of {table} requested");
             EXIT_OK
         }
         Err(error) => {
-            eprintln!("error: signalling the snapshot: {}", error_chain(&error));
+            eprintln!("error: {}", error_chain(&error));
             EXIT_RUNTIME
         }
     }
+}
+
+/// `sluice status`: the daemon's status as a table or JSON.
+fn status(daemon: &DaemonArgs, json: bool) -> u8 {
+    let Some((config, base, runtime)) = reach_daemon(daemon) else {
+        return EXIT_CONFIG;
+    };
+    drop(config);
+    match runtime.block_on(sluice::runtime::client::fetch_status(&base)) {
+        Ok(status) if json => match serde_json::to_string_pretty(&status) {
+            Ok(text) => {
+                println!("{text}");
+                EXIT_OK
+            }
+            Err(error) => {
+                eprintln!("error: {error}");
+                EXIT_RUNTIME
+            }
+        },
+        Ok(status) => {
+            print!("{status}");
+            EXIT_OK
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            EXIT_RUNTIME
+        }
+    }
+}
+
+/// `sluice pause` / `sluice resume`.
+fn admin(daemon: &DaemonArgs, action: &str) -> u8 {
+    let Some((config, base, runtime)) = reach_daemon(daemon) else {
+        return EXIT_CONFIG;
+    };
+    let token = config.http.admin_token.as_ref();
+    match runtime.block_on(sluice::runtime::client::admin(&base, action, token)) {
+        Ok(()) => {
+            println!("{action}d");
+            EXIT_OK
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            EXIT_RUNTIME
+        }
+    }
+}
+
+/// The config, the daemon's base URL and a runtime to call it with; `None` after printing why.
+fn reach_daemon(daemon: &DaemonArgs) -> Option<(Config, String, tokio::runtime::Runtime)> {
+    let config = load_quiet(&daemon.config).ok()?;
+    let base = match sluice::runtime::client::base_url(&config.http, daemon.url.as_deref()) {
+        Ok(base) => base,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return None;
+        }
+    };
+    let runtime = async_runtime(false)?;
+    Some((config, base, runtime))
 }
 
 fn check(path: &Path) -> u8 {
@@ -217,7 +300,19 @@ fn check(path: &Path) -> u8 {
 /// Load and validate the config, start logging as it says, and read the password file.
 /// On failure, every problem has been printed and the exit code is returned.
 fn load(path: &Path) -> Result<Config, u8> {
-    let mut config = match Config::load(path) {
+    let mut config = load_quiet(path)?;
+    init_tracing(&config.log);
+    if let Err(message) = config.source.resolve_password() {
+        eprintln!("error: config: source.password_file: {message}");
+        return Err(EXIT_CONFIG);
+    }
+    Ok(config)
+}
+
+/// Load and validate the config only (no logging, no password file): what a client of the
+/// running daemon needs. On failure, every problem has been printed.
+fn load_quiet(path: &Path) -> Result<Config, u8> {
+    let config = match Config::load(path) {
         Ok(config) => config,
         Err(ConfigError::Problems(problems)) => {
             for problem in &problems.0 {
@@ -230,11 +325,6 @@ fn load(path: &Path) -> Result<Config, u8> {
             return Err(EXIT_CONFIG);
         }
     };
-    init_tracing(&config.log);
-    if let Err(message) = config.source.resolve_password() {
-        eprintln!("error: config: source.password_file: {message}");
-        return Err(EXIT_CONFIG);
-    }
     Ok(config)
 }
 
@@ -254,21 +344,6 @@ fn init_tracing(log: &LogConfig) {
         LogFormat::Human => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
     };
-}
-
-/// An error and its sources, joined by `: ` (the driver's top-level message alone says little).
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let shown = cause.to_string();
-        if !text.ends_with(&shown) {
-            text.push_str(": ");
-            text.push_str(&shown);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 fn print_error_chain(error: &anyhow::Error) {

@@ -22,7 +22,7 @@ fn user(name: &str, encryption: PasswordEncryption) -> ThrowawayUser {
         .superuser()
 }
 
-fn password_hba(user: &str, method: &str) -> Vec<String> {
+pub(crate) fn password_hba(user: &str, method: &str) -> Vec<String> {
     vec![
         format!("host all {user} 127.0.0.1/32 {method}"),
         format!("host replication {user} 127.0.0.1/32 {method}"),
@@ -31,12 +31,22 @@ fn password_hba(user: &str, method: &str) -> Vec<String> {
 
 /// A test config connecting as `user`, its password given through the environment.
 fn config_as(pg: &ThrowawayPostgres, user: &str, query: &str, password: &str) -> Config {
+    config_with(pg, user, query, password, "")
+}
+
+/// [`config_as`] with extra `[source]` lines.
+fn config_with(
+    pg: &ThrowawayPostgres,
+    user: &str,
+    query: &str,
+    password: &str,
+    extra_source: &str,
+) -> Config {
     let url = format!(
         "postgres://{user}@127.0.0.1:{}/{DEFAULT_DATABASE}?{query}",
         pg.port()
     );
-    let text = harness::config_toml(pg, &["public.items"], "")
-        .replace(&pg.url(crate::support::SUPERUSER, DEFAULT_DATABASE), &url);
+    let text = toml_as(pg, &url, extra_source);
     let env = vec![("SLUICE__SOURCE__PASSWORD".to_string(), password.to_string())];
     Config::from_toml_str(&text, env).unwrap_or_else(|p| panic!("{p}"))
 }
@@ -208,4 +218,88 @@ async fn tls_require_and_verify_full_stream_changes() {
         3,
     )
     .await;
+}
+
+/// The harness's TOML for `public.items` connecting to `url`; `extra_source` may set its own
+/// `snapshot_mode`.
+fn toml_as(pg: &ThrowawayPostgres, url: &str, extra_source: &str) -> String {
+    let mut text = harness::config_toml(pg, &["public.items"], extra_source)
+        .replace(&pg.url(crate::support::SUPERUSER, DEFAULT_DATABASE), url);
+    if extra_source.contains("snapshot_mode") {
+        text = text.replacen("snapshot_mode = \"never\"\n", "", 1);
+    }
+    text
+}
+
+/// `sluice check` as `user` (password from the environment): exit code and report.
+async fn check_as(pg: &ThrowawayPostgres, user: &str, extra_source: &str) -> (Option<i32>, String) {
+    let url = format!(
+        "postgres://{user}@127.0.0.1:{}/{DEFAULT_DATABASE}?sslmode=disable",
+        pg.port()
+    );
+    let config = crate::support::write_config(&toml_as(pg, &url, extra_source));
+    let mut check = crate::support::SluiceProcess::spawn(
+        &["check", "--config", config.path().to_str().unwrap()],
+        &[("SLUICE__SOURCE__PASSWORD", PASSWORD)],
+    );
+    let status = check.wait_exit(Duration::from_secs(60)).await;
+    (status.code(), check.stdout() + &check.stderr())
+}
+
+/// The README's "Permissions" grants, exactly: a REPLICATION LOGIN role that is not a
+/// superuser, SELECT on the captured table, and a publication created by the table's owner.
+#[tokio::test]
+async fn a_replication_role_with_only_the_documented_grants_snapshots_and_streams() {
+    let role = ThrowawayUser::new("sluice_cdc")
+        .with_password(PASSWORD, PasswordEncryption::Scram)
+        .replication();
+    let options = ThrowawayOptions {
+        extra_hba: password_hba("sluice_cdc", "scram-sha-256"),
+        users: vec![role],
+        ..ThrowawayOptions::default()
+    };
+    let pg = ThrowawayPostgres::start(options).await.unwrap();
+    pg.execute(&format!(
+        "CREATE TABLE items (id int PRIMARY KEY); INSERT INTO items VALUES (1);
+         CREATE PUBLICATION {} FOR TABLE items;",
+        harness::SLOT
+    ))
+    .await
+    .unwrap();
+    let extra = "snapshot_mode = \"initial\"\npublication_autocreate = \"disabled\"";
+    let dir = tempfile::tempdir().unwrap();
+    let extra = format!(
+        "{extra}\nstate_dir = {:?}",
+        dir.path().display().to_string()
+    );
+
+    // Without SELECT, check names the grant to run.
+    let (code, report) = check_as(&pg, "sluice_cdc", &extra).await;
+    assert_eq!(code, Some(3), "{report}");
+    assert!(
+        report.contains("GRANT SELECT ON public.items TO sluice_cdc;"),
+        "{report}"
+    );
+
+    pg.execute("GRANT SELECT ON public.items TO sluice_cdc")
+        .await
+        .unwrap();
+    let (code, report) = check_as(&pg, "sluice_cdc", &extra).await;
+    assert_eq!(code, Some(0), "{report}");
+    assert!(
+        report.contains("role sluice_cdc has REPLICATION"),
+        "{report}"
+    );
+
+    let config = config_with(&pg, "sluice_cdc", "sslmode=disable", PASSWORD, &extra);
+    let (pipeline, handle) = harness::start(config).await;
+    harness::wait_streaming(&pg).await;
+    pg.execute("INSERT INTO items VALUES (2)").await.unwrap();
+    let events = harness::wait_events(&handle, 2).await;
+    let ops: Vec<(&str, Option<i64>)> = events
+        .iter()
+        .map(|e| (e.op.as_str(), harness::id_of(e)))
+        .collect();
+    assert_eq!(ops, [("r", Some(1)), ("c", Some(2))]);
+    pipeline.shutdown().await.unwrap();
 }

@@ -10,25 +10,22 @@ use sluice_api::Lsn;
 use crate::harness::{self, SLOT};
 use crate::support::{self, SluiceProcess, ThrowawayOptions, ThrowawayPostgres, DEFAULT_DATABASE};
 
-const WAIT: Duration = Duration::from_secs(120);
+pub(crate) const WAIT: Duration = Duration::from_secs(120);
 
 /// A daemon config with a JSON-lines file sink at `events` instead of the null sink.
-fn file_sink_config(
+pub(crate) fn file_sink_config(
     pg: &ThrowawayPostgres,
     events: &std::path::Path,
     extra_source: &str,
 ) -> String {
-    harness::config_toml(pg, &["public.items"], extra_source).replace(
-        "name = \"null\"\ntype = \"memory\"\nretain = false",
-        &format!(
-            "name = \"audit\"\ntype = \"file\"\npath = {:?}\nfsync = false",
-            events.display().to_string()
-        ),
+    harness::with_file_sink(
+        &harness::config_toml(pg, &["public.items"], extra_source),
+        events,
     )
 }
 
 /// Every line of the JSON-lines file as `(id, source.lsn)`.
-fn read_events(path: &std::path::Path) -> Vec<(i64, u64)> {
+pub(crate) fn read_events(path: &std::path::Path) -> Vec<(i64, u64)> {
     let Ok(file) = std::fs::File::open(path) else {
         return Vec::new();
     };
@@ -45,7 +42,7 @@ fn read_events(path: &std::path::Path) -> Vec<(i64, u64)> {
         .collect()
 }
 
-fn line_count(path: &std::path::Path) -> usize {
+pub(crate) fn line_count(path: &std::path::Path) -> usize {
     std::fs::File::open(path).map_or(0, |f| std::io::BufReader::new(f).lines().count())
 }
 
@@ -244,25 +241,6 @@ async fn a_million_row_transaction_streams_through_with_memory_bounded_by_the_bu
         peak_mib < budget_mib + 72,
         "peak RSS {peak_mib} MiB with an {budget_mib} MiB stream budget"
     );
-}
-
-#[tokio::test]
-async fn the_readme_demo_prints_the_five_changes_as_json_lines() {
-    let mut demo = SluiceProcess::spawn(&["demo"], &[]);
-    let status = demo.wait_exit(Duration::from_secs(120)).await;
-    assert!(status.success(), "{}", demo.stderr());
-    let events: Vec<serde_json::Value> = demo
-        .stdout()
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("a JSON line"))
-        .collect();
-    let ops: Vec<&str> = events.iter().filter_map(|e| e["op"].as_str()).collect();
-    assert_eq!(ops, ["c", "c", "c", "u", "d"]);
-    assert_eq!(events[0]["after"]["customer"], "ada");
-    assert_eq!(events[0]["after"]["amount"], "42.50");
-    assert_eq!(events[3]["after"]["status"], "shipped");
-    assert_eq!(events[4]["before"]["id"], 3);
-    assert_eq!(events[0]["source"]["table"], "orders");
 }
 
 #[tokio::test]

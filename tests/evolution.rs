@@ -24,7 +24,7 @@ fn avro_config(pg: &ThrowawayPostgres, table: &str) -> sluice::config::Config {
 }
 
 /// Decode `records` with Confluent's AvroDeserializer against the registry at `url`.
-async fn decode(url: &str, records: &[EncodedRecord]) -> Vec<Json> {
+pub(crate) async fn decode(url: &str, records: &[EncodedRecord]) -> Vec<Json> {
     let b64 = |bytes: &Option<Vec<u8>>| {
         bytes
             .as_ref()

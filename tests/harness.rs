@@ -45,6 +45,18 @@ retain = false
     )
 }
 
+/// `toml` (from [`config_toml`]) with a JSON-lines file sink at `events` in place of the null
+/// sink, as a daemon run by a test writes what it delivers.
+pub fn with_file_sink(toml: &str, events: &std::path::Path) -> String {
+    toml.replace(
+        "name = \"null\"\ntype = \"memory\"\nretain = false",
+        &format!(
+            "name = \"audit\"\ntype = \"file\"\npath = {:?}\nfsync = false",
+            events.display().to_string()
+        ),
+    )
+}
+
 pub fn config(pg: &ThrowawayPostgres, tables: &[&str], extra_source: &str) -> Config {
     let text = config_toml(pg, tables, extra_source);
     Config::from_toml_str(&text, std::iter::empty()).unwrap_or_else(|p| panic!("{p}"))

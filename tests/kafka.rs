@@ -260,6 +260,7 @@ async fn a_missing_topic_under_require_is_a_fatal_error_naming_it() {
             topic: Arc::from("nobody.made.this"),
             key: Some(vec![0, 0, 0, 0, 1, 2]),
             value: Some(vec![0, 0, 0, 0, 2, 4]),
+            suppress_tombstone: false,
         }],
     };
     let error = tokio::time::timeout(Duration::from_secs(60), sink.write(&batch))

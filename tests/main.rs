@@ -1,12 +1,16 @@
 //! The integration tests: one binary, real PostgreSQL clusters started per test.
 
 mod auth;
+mod bad_input;
 mod capture;
+mod compose;
 mod daemon;
 mod delivery;
+mod demo;
 mod envelope;
 mod evolution;
 mod harness;
+mod hostile_config;
 #[cfg(feature = "sink-kafka")]
 mod kafka;
 #[cfg(feature = "sink-kafka")]
@@ -15,6 +19,9 @@ mod kafka_crash;
 mod kafka_exactly_once;
 #[cfg(feature = "sink-kafka")]
 mod kafka_metadata;
+#[cfg(feature = "sink-lake")]
+mod lake;
+mod ops;
 #[cfg(all(
     feature = "sink-kafka",
     feature = "sink-search",
@@ -26,6 +33,7 @@ mod registry;
 mod search;
 mod snapshot;
 mod support;
+mod transforms;
 #[cfg(any(feature = "sink-postgres", feature = "sink-clickhouse"))]
 mod warehouse;
 

@@ -21,7 +21,7 @@ use crate::harness::{self, SLOT};
 use crate::support::kafka::ThrowawayKafka;
 use crate::support::proxy::{Fault, FaultProxy};
 use crate::support::search::ThrowawaySearch;
-use crate::support::workload::{Workload, TABLE_COLUMNS};
+use crate::support::workload::{Workload, SOURCE_TABLE};
 use crate::support::{self, ConfigFile, SluiceProcess, ThrowawayPostgres};
 use crate::support::{DEFAULT_DATABASE, SUPERUSER};
 
@@ -77,8 +77,8 @@ impl Rig {
             .iter()
             .map(|t| {
                 format!(
-                    "CREATE TABLE {t} ({TABLE_COLUMNS}); \
-                     ALTER TABLE {t} ALTER note SET STORAGE EXTERNAL"
+                    "{}; ALTER TABLE {t} ALTER note SET STORAGE EXTERNAL",
+                    SOURCE_TABLE.replacen("items", t, 1)
                 )
             })
             .collect();

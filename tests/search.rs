@@ -268,6 +268,16 @@ async fn a_document_the_mapping_rejects_is_dead_lettered_with_its_reason_while_t
         "the server's reason is kept: {}",
         letter.reason
     );
+    let metrics = sluice::metrics::text::render(pipeline.control().metrics());
+    assert_eq!(
+        sluice::metrics::text::find_sample(
+            &metrics,
+            sluice::metrics::names::SINK_DEAD_LETTERS_TOTAL,
+            &[("sink", "search")]
+        ),
+        Some(1.0),
+        "{metrics}"
+    );
     pipeline.shutdown().await.unwrap();
 }
 

@@ -13,16 +13,11 @@ use sluice_api::{
     TableSchema, Value,
 };
 
-use crate::harness::{self, SLOT};
-use crate::support::workload::{Workload, TABLE_COLUMNS};
-use crate::support::{self, SluiceProcess, ThrowawayPostgres, DEFAULT_DATABASE, SUPERUSER};
+use crate::harness;
+use crate::support::workload::{kill_mid_workload, SOURCE_TABLE};
+use crate::support::{self, ThrowawayPostgres, DEFAULT_DATABASE, SUPERUSER};
 
 const WAIT: Duration = Duration::from_secs(180);
-
-/// The source table the crash workloads write.
-fn source_table() -> String {
-    format!("CREATE TABLE items ({TABLE_COLUMNS})")
-}
 
 /// A row as compared: id, qty, price as text, note, epoch seconds, color (the added column).
 type Row = (
@@ -139,43 +134,12 @@ async fn crash_workload_reaches_equality(pg: &ThrowawayPostgres, sink: &str, tar
         .replace("name = \"null\"\ntype = \"memory\"\nretain = false", sink);
     let config = support::write_config(&text);
     let args = ["run", "--config", config.path().to_str().unwrap()];
-    let daemon = SluiceProcess::spawn(&args, &[]);
-    harness::wait_streaming(pg).await;
-
-    // The writer keeps going through the kill and the restart, so the daemon dies mid-stream.
-    let writing = Arc::new(std::sync::atomic::AtomicBool::new(true));
-    let writer = {
-        let client = pg.client(DEFAULT_DATABASE).await.unwrap();
-        let writing = writing.clone();
-        tokio::spawn(async move {
-            let mut workload = Workload::new(0x5eed_1234_abcd);
-            let mut count = 0;
-            while count < 400 || writing.load(std::sync::atomic::Ordering::Relaxed) {
-                client.batch_execute(&workload.transaction()).await.unwrap();
-                count += 1;
-            }
-            count
-        })
-    };
-    let deadline = Instant::now() + WAIT;
-    while target.rows(false).await.len() < 50 {
-        assert!(
-            Instant::now() < deadline,
-            "no rows reached the target before the kill:\n{}",
-            daemon.stderr()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    daemon.kill();
-    drop(daemon);
+    let rows = &target;
+    let mut daemon = kill_mid_workload(pg, &args, 0x5eed_1234_abcd, 400, || async move {
+        rows.rows(false).await.len() >= 50
+    })
+    .await;
     let client = pg.client(DEFAULT_DATABASE).await.unwrap();
-    support::wait_slot_released(&client, SLOT, WAIT).await;
-
-    let mut daemon = SluiceProcess::spawn(&args, &[]);
-    harness::wait_streaming(pg).await;
-    writing.store(false, std::sync::atomic::Ordering::Relaxed);
-    let transactions = writer.await.unwrap();
-    assert!(transactions >= 400, "{transactions} transactions");
     wait_equal(&client, &target, false).await;
 
     client
@@ -294,7 +258,7 @@ mod postgres {
 
     #[tokio::test]
     async fn the_postgres_target_equals_the_source_after_a_crash_and_gains_added_columns() {
-        let pg = support::start_postgres_with(&source_table()).await;
+        let pg = support::start_postgres_with(SOURCE_TABLE).await;
         let target = support::start_postgres().await;
         let sink = format!(
             "name = \"warehouse\"\ntype = \"postgres\"\nconnection = \"{}\"\nschema = \"mirror\"",
@@ -577,7 +541,7 @@ mod clickhouse {
 
     #[tokio::test]
     async fn the_clickhouse_target_equals_the_source_after_a_crash_and_gains_added_columns() {
-        let pg = support::start_postgres_with(&source_table()).await;
+        let pg = support::start_postgres_with(SOURCE_TABLE).await;
         let server = ThrowawayClickHouse::start().await;
         let sink = format!(
             "name = \"warehouse\"\ntype = \"clickhouse\"\nurl = \"{}\"\ndatabase = \"mirror\"\n\

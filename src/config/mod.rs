@@ -3,11 +3,13 @@
 //! I/O (the password file is read at start, the database is checked by `sluice check`).
 //!
 //! Document layout: `[pipeline]` ([`PipelineConfig`]), `[source]` (the PostgreSQL source),
-//! `[[sink]]` (one or more, [`SinkSpec`]), `[log]` ([`LogConfig`]). See
+//! `[[sink]]` (one or more, [`SinkSpec`]), `[log]` ([`LogConfig`]), `[http]` ([`HttpConfig`]),
+//! `[[transforms]]` ([`crate::transform`]). See
 //! `config/sluice.example.toml` for every key.
 
 mod env;
 mod envelope;
+mod http;
 mod log;
 mod pipeline;
 mod registry;
@@ -24,6 +26,7 @@ use toml::{Table, Value};
 
 pub use env::{apply_overrides, ENV_PREFIX};
 pub use envelope::{RawEnvelope, MAX_MONEY_FRACTION_DIGITS};
+pub use http::{HttpConfig, DEFAULT_HTTP_ENABLED, DEFAULT_HTTP_LISTEN};
 pub use log::{LogConfig, LogFormat, DEFAULT_LOG_LEVEL};
 pub use pipeline::{
     PipelineConfig, DEFAULT_MAX_BATCH_EVENTS, DEFAULT_MAX_BATCH_WAIT_MS,
@@ -49,6 +52,10 @@ pub struct Config {
     pub envelope: crate::schema::EnvelopeOptions,
     /// `[registry]`: when present, batches carry Avro envelopes registered there.
     pub registry: Option<RegistryConfig>,
+    /// `[[transforms]]`, in file order: applied before the sinks. Default: none.
+    pub transforms: crate::transform::Transforms,
+    /// `[http]`: probes, metrics, status and admin endpoints of `sluice run`.
+    pub http: HttpConfig,
 }
 
 /// Why a config file could not become a [`Config`].
@@ -151,8 +158,19 @@ impl Config {
                 .and_then(|raw| ok_or_report(registry::validate(raw, "registry"), &mut problems))
                 .map(Some),
         };
+        let transforms = ok_or_report(
+            crate::transform::validate_transforms(root.transforms, "transforms"),
+            &mut problems,
+        );
+        if let (Some(sinks), Some(None)) = (&sinks, &registry) {
+            require_registry(sinks, &mut problems);
+        }
+        let http = section::<http::RawHttp>(root.http, "http", &mut problems)
+            .and_then(|raw| ok_or_report(http::validate(raw, "http"), &mut problems));
 
-        match (pipeline, source, sinks, log, envelope, registry) {
+        match (
+            pipeline, source, sinks, log, envelope, registry, transforms, http,
+        ) {
             (
                 Some(pipeline),
                 Some(source),
@@ -160,6 +178,8 @@ impl Config {
                 Some(log),
                 Some(envelope),
                 Some(registry),
+                Some(transforms),
+                Some(http),
             ) if problems.is_empty() => Ok(Config {
                 pipeline,
                 source,
@@ -167,8 +187,24 @@ impl Config {
                 log,
                 envelope,
                 registry,
+                transforms,
+                http,
             }),
             _ => Err(ConfigProblems(dedupe(problems))),
+        }
+    }
+}
+
+/// Sinks that write Avro records need `[registry]`: say so at load time rather than at the
+/// first batch.
+fn require_registry(sinks: &[SinkSpec], problems: &mut Vec<ConfigProblem>) {
+    for (index, sink) in sinks.iter().enumerate() {
+        if sink.kind == "kafka" {
+            problems.push(ConfigProblem::new(
+                format!("sink[{index}].type"),
+                "a kafka sink writes Avro records: add a [registry] section (without url, \
+                 sluice serves its own schema registry)",
+            ));
         }
     }
 }
@@ -182,6 +218,8 @@ struct RawRoot {
     log: Option<Value>,
     envelope: Option<Value>,
     registry: Option<Value>,
+    transforms: Option<Value>,
+    http: Option<Value>,
 }
 
 /// Deserialize one section (absent = empty table, so its required keys are reported).
@@ -237,5 +275,7 @@ fn parse_document(text: &str) -> Result<Table, SyntaxError> {
     })
 }
 
+#[cfg(test)]
+mod documented;
 #[cfg(test)]
 mod tests;

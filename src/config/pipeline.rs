@@ -47,12 +47,25 @@ pub struct PipelineConfig {
     pub shutdown_timeout: Duration,
 }
 
+/// Longest pipeline or sink name: the pipeline name starts every Kafka topic name (at most 249
+/// characters) and must leave room for `.<schema>.<table>`.
+pub const MAX_NAME_CHARS: usize = 128;
+
 /// Whether `name` may be a pipeline or sink name (it ends up in topic names and metrics).
 pub fn is_valid_name(name: &str) -> bool {
     !name.is_empty()
+        && name.len() <= MAX_NAME_CHARS
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+}
+
+/// A name as an error shows it: cut short, so a hostile config cannot flood the output.
+pub fn shown_name(name: &str) -> String {
+    match name.char_indices().nth(MAX_NAME_CHARS) {
+        Some((end, _)) => format!("{}...", &name[..end]),
+        None => name.to_owned(),
+    }
 }
 
 /// Validate `[pipeline]`; a bad name is reported but the rest still checked.
@@ -68,7 +81,10 @@ pub fn validate(raw: RawPipeline, prefix: &str) -> Result<PipelineConfig, Vec<Co
     } else if !is_valid_name(&name) {
         problems.push(ConfigProblem::new(
             key("name"),
-            format!("invalid name {name:?}: use letters, digits, '_', '.' and '-'"),
+            format!(
+                "invalid name {:?}: use at most {MAX_NAME_CHARS} letters, digits, '_', '.' and '-'",
+                shown_name(&name)
+            ),
         ));
     }
     let max_batch_events = at_least_one(
@@ -135,6 +151,16 @@ mod tests {
         assert_eq!(cfg.max_batch_wait, Duration::from_millis(50));
         assert_eq!(cfg.max_in_flight_batches, 8);
         assert_eq!(cfg.shutdown_timeout, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn a_name_past_the_limit_is_refused_and_shown_cut_short() {
+        assert!(is_valid_name(&"x".repeat(MAX_NAME_CHARS)));
+        assert!(!is_valid_name(&"x".repeat(MAX_NAME_CHARS + 1)));
+        let shown = shown_name(&"x".repeat(1 << 20));
+        assert_eq!(shown.len(), MAX_NAME_CHARS + 3);
+        assert!(shown.ends_with("..."));
+        assert_eq!(shown_name("inv"), "inv");
     }
 
     #[test]

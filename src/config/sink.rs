@@ -4,7 +4,7 @@
 use sluice_api::{join_key, ConfigProblem};
 use toml::Value;
 
-use super::pipeline::is_valid_name;
+use super::pipeline::{is_valid_name, shown_name, MAX_NAME_CHARS};
 use crate::catalog::{self, SinkConfig};
 
 /// One validated `[[sink]]` entry.
@@ -71,7 +71,11 @@ pub fn validate_sinks(
             if !is_valid_name(name) {
                 problems.push(ConfigProblem::new(
                     join_key(&at, "name"),
-                    format!("invalid name {name:?}: use letters, digits, '_', '.' and '-'"),
+                    format!(
+                        "invalid name {:?}: use at most {MAX_NAME_CHARS} letters, digits, '_', \
+                         '.' and '-'",
+                        shown_name(name)
+                    ),
                 ));
             } else if let Some(first) = names.iter().position(|n| n == name) {
                 problems.push(ConfigProblem::new(

@@ -47,6 +47,8 @@ fn the_example_config_parses_with_every_key() {
         ("debug", "memory")
     );
     assert_eq!(cfg.log, LogConfig::default());
+    assert_eq!(cfg.transforms.events.len(), 3);
+    assert_eq!(cfg.transforms.records.len(), 2);
 }
 
 #[test]
@@ -208,10 +210,20 @@ fn loading_distinguishes_unreadable_files_from_syntax_errors() {
     }
 }
 
+#[cfg(feature = "sink-kafka")]
 #[test]
-fn the_docker_demo_config_parses() {
-    let text = include_str!("../../docker/sluice.toml");
-    let cfg = Config::from_toml_str(text, no_env()).unwrap_or_else(|p| panic!("{p}"));
-    assert_eq!(cfg.source.tables, ["public.orders"]);
-    assert_eq!(cfg.sinks[0].kind, "file");
+fn a_kafka_sink_without_a_registry_is_a_problem_at_load_time() {
+    let text = MINIMAL.replace(
+        "type = \"file\"\npath = \"events.jsonl\"",
+        "type = \"kafka\"\nbrokers = \"127.0.0.1:9092\"",
+    );
+    let problems = Config::from_toml_str(&text, no_env()).expect_err("no [registry]");
+    let lines = problem_lines(&problems);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].starts_with("sink[0].type: a kafka sink writes Avro records"),
+        "{lines:?}"
+    );
+    let with_registry = format!("{text}\n[registry]\n");
+    Config::from_toml_str(&with_registry, no_env()).unwrap_or_else(|p| panic!("{p}"));
 }

@@ -16,6 +16,7 @@ use sluice_api::{Batch, ChangeEvent, EncodedRecord, Op, RecordOrigin, TableSchem
 use sluice_source_postgres::types::qualified_name;
 use sluice_source_postgres::ConnectionConfig;
 
+use super::record_transforms::{self, OutboxTopics, RecordPlan};
 use super::stream_records::{block_of, StreamRecords};
 use super::transactions::Order;
 use crate::config::{Config, OnIncompatible, RegistryConfig};
@@ -26,7 +27,7 @@ use crate::schema::{
 
 /// Longest wait for an unreachable registry per request before the stage reports it (the
 /// pipeline then stops without acknowledging; a restart resumes).
-const REGISTRY_RETRY_DEADLINE: Duration = Duration::from_secs(300);
+pub(super) const REGISTRY_RETRY_DEADLINE: Duration = Duration::from_secs(300);
 
 /// Why a batch could not be encoded.
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +61,8 @@ struct TablePlan {
     topic: Arc<str>,
     /// `schema.table`: the data collection of transaction metadata.
     collection: Arc<str>,
+    /// The record transform shaping the table's records, if any.
+    record: Option<RecordPlan>,
 }
 
 /// Encodes batches for one pipeline.
@@ -74,6 +77,8 @@ pub struct EnvelopeStage {
     connection: ConnectionConfig,
     tables: HashMap<u32, TablePlan>,
     stream: StreamRecords,
+    transforms: crate::transform::Transforms,
+    outbox_topics: OutboxTopics,
 }
 
 impl EnvelopeStage {
@@ -113,6 +118,8 @@ impl EnvelopeStage {
             connection: config.source.connection.clone(),
             tables: HashMap::new(),
             stream,
+            transforms: config.transforms.clone(),
+            outbox_topics: OutboxTopics::default(),
         })
     }
 
@@ -142,7 +149,29 @@ impl EnvelopeStage {
                     let order =
                         self.stream
                             .observe(&event.position, &plan.collection, &mut records);
-                    records.push(encode_event(plan, event, index, now_us, order.as_ref())?);
+                    match &plan.record {
+                        None => {
+                            records.push(encode_event(plan, event, index, now_us, order.as_ref())?)
+                        }
+                        Some(RecordPlan::Unwrap(unwrap)) => {
+                            records.extend(record_transforms::unwrap_record(
+                                unwrap,
+                                &plan.encoder,
+                                plan.key_id,
+                                plan.value_id,
+                                &plan.topic,
+                                &self.source,
+                                event,
+                                index,
+                                now_us,
+                            )?)
+                        }
+                        Some(RecordPlan::Outbox { router, columns }) => records.extend(
+                            self.outbox_topics
+                                .record(&self.registry, router, columns, event, index)
+                                .await?,
+                        ),
+                    }
                 }
                 None if event.message.is_some() && self.stream.messages_enabled() => {
                     self.stream
@@ -206,9 +235,14 @@ impl EnvelopeStage {
                 tracing::warn!(table = %name, %changes, error = %e, "the new schema cannot read data of the previous one");
             }
         }
-        let envelope_name = format!("{}.Envelope", schemas.namespace);
-        let value_subject = self.strategy.subject(&schemas.topic, &envelope_name, false);
-        let value_schema = schemas.envelope_json.to_string();
+        let record = RecordPlan::of(&self.transforms, table)?;
+        if record.as_ref().is_some_and(|r| !r.uses_table_topic()) {
+            // The outbox table's rows go to the topics they name: nothing to register here.
+            return Ok(self.plan(table, schemas, None, 0, record));
+        }
+        let (value_name, value_schema) =
+            record_transforms::value_schema(record.as_ref(), &schemas, &name)?;
+        let value_subject = self.strategy.subject(&schemas.topic, &value_name, false);
         self.ensure_compatible(&name, &changes, &value_subject, &value_schema)
             .await?;
         let registry = self.registry.clone();
@@ -235,22 +269,32 @@ impl EnvelopeStage {
             }
         };
         tracing::info!(table = %name, value_id, key_id, "registered envelope schemas");
+        Ok(self.plan(table, schemas, key_id, value_id, record))
+    }
+
+    fn plan(
+        &self,
+        table: &Arc<TableSchema>,
+        schemas: TableSchemas,
+        key_id: Option<u32>,
+        value_id: u32,
+        record: Option<RecordPlan>,
+    ) -> TablePlan {
         let encoder = TableEncoder::new(
             &schemas,
             &self.source,
             &self.options.unavailable_value_placeholder,
         );
-        let topic: Arc<str> = Arc::from(schemas.topic.as_str());
-        let collection: Arc<str> = Arc::from(name.as_str());
-        Ok(TablePlan {
+        TablePlan {
             shape: table.clone(),
+            topic: Arc::from(schemas.topic.as_str()),
+            collection: Arc::from(table.qualified_name().as_str()),
             schemas,
             encoder,
             key_id,
             value_id,
-            topic,
-            collection,
-        })
+            record,
+        }
     }
 
     /// Ask the registry whether `schema` may become `subject`'s next version; refuse (stop) or
@@ -371,6 +415,7 @@ fn encode_event(
         topic: plan.topic.clone(),
         key,
         value: Some(value),
+        suppress_tombstone: false,
     })
 }
 

@@ -8,11 +8,14 @@
 //!    └──── confirmed LSN (watch) ◀── checkpoint (min over sinks) ◀─┘
 //! ```
 
+mod control;
 mod envelope;
 mod fanout;
+mod record_transforms;
 mod stream_records;
 mod transactions;
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,6 +30,9 @@ use tokio_util::sync::CancellationToken;
 use crate::checkpoint::{Ack, AckTracker};
 use crate::config::Config;
 use crate::delivery::drive_sink;
+use crate::metrics::PipelineMetrics;
+
+pub use control::PipelineControl;
 
 /// Retry backoff of sink writes: first wait and ceiling.
 const SINK_RETRY: (Duration, Duration) = (Duration::from_millis(200), Duration::from_secs(30));
@@ -52,6 +58,7 @@ pub struct RunningPipeline {
     confirmed: watch::Receiver<Lsn>,
     streaming: watch::Receiver<bool>,
     snapshot_progress: Arc<SnapshotProgress>,
+    control: PipelineControl,
     source: JoinHandle<anyhow::Result<()>>,
     drivers: Vec<JoinHandle<anyhow::Result<()>>>,
     fanout: JoinHandle<anyhow::Result<()>>,
@@ -81,6 +88,11 @@ impl RunningPipeline {
     /// metrics.
     pub fn snapshot_progress(&self) -> ProgressFigures {
         self.snapshot_progress.figures()
+    }
+
+    /// Pause, resume and live figures, for the HTTP endpoint and tests.
+    pub fn control(&self) -> PipelineControl {
+        self.control.clone()
     }
 
     /// Wait until the source streams from its slot (changes committed from then on are
@@ -182,15 +194,31 @@ pub async fn start(config: Config, extra_sinks: Vec<NamedSink>) -> anyhow::Resul
     let (confirmed_tx, confirmed_rx) = watch::channel(Lsn::ZERO);
     let (ack_tx, ack_rx) = mpsc::unbounded_channel::<Ack>();
     let (batch_tx, batch_rx) = mpsc::channel(SOURCE_QUEUE_BATCHES);
+    let snapshot_progress = Arc::new(SnapshotProgress::default());
+    let metrics = Arc::new(PipelineMetrics::new(
+        config.source.slot.clone(),
+        sinks.iter().map(|s| s.name.clone()).collect(),
+        snapshot_progress.clone(),
+    ));
+    let (paused_tx, paused_rx) = watch::channel(false);
 
     let mut queues = Vec::new();
     let mut drivers = Vec::new();
     let sink_count = sinks.len();
+    let max_in_flight = config.pipeline.max_in_flight_batches;
     for (index, named) in sinks.into_iter().enumerate() {
-        let (tx, rx) = mpsc::channel(config.pipeline.max_in_flight_batches);
+        // A pipelined sink's batches in flight are its driver's window: its queue holds just
+        // the next one, so that `max_in_flight_batches` still bounds what the sink holds.
+        let queue = if named.sink.pipelined() {
+            1
+        } else {
+            max_in_flight
+        };
+        let (tx, rx) = mpsc::channel(queue);
         queues.push(tx);
         let abort = abort.clone();
         let acks = ack_tx.clone();
+        let metrics = metrics.clone();
         drivers.push(tokio::spawn(async move {
             let result = drive_sink(
                 index,
@@ -199,7 +227,9 @@ pub async fn start(config: Config, extra_sinks: Vec<NamedSink>) -> anyhow::Resul
                 rx,
                 acks,
                 SINK_RETRY,
+                max_in_flight,
                 abort.clone(),
+                metrics,
             )
             .await;
             if result.is_err() {
@@ -225,15 +255,27 @@ pub async fn start(config: Config, extra_sinks: Vec<NamedSink>) -> anyhow::Resul
             (Some(stage), embedded)
         }
     };
-    let fanout = tokio::spawn(fanout::run(batch_rx, queues, envelope, abort.clone()));
+    let transforms = crate::transform::TransformChain::new(&config.transforms);
+    let fanout = tokio::spawn(fanout::run(
+        batch_rx,
+        queues,
+        fanout::FanoutContext {
+            transforms,
+            envelope,
+            metrics: metrics.clone(),
+            paused: paused_rx,
+            stop: stop.clone(),
+            abort: abort.clone(),
+        },
+    ));
     let (acked_sequence_tx, acked_sequence_rx) = watch::channel(0);
     let checkpoint = tokio::spawn(checkpoint_task(
         ack_rx,
         sink_count,
         confirmed_tx,
         acked_sequence_tx,
+        metrics.clone(),
     ));
-    let snapshot_progress = Arc::new(SnapshotProgress::default());
 
     let (streaming_tx, streaming_rx) = watch::channel(false);
     let source_cfg = config.source.clone();
@@ -250,7 +292,10 @@ pub async fn start(config: Config, extra_sinks: Vec<NamedSink>) -> anyhow::Resul
         streaming: streaming_tx,
         acked_sequence: acked_sequence_rx,
         snapshot_progress: snapshot_progress.clone(),
+        server_wal_end: metrics.server_wal_end.clone(),
     };
+    tokio::spawn(mirror_streaming(streaming_rx.clone(), metrics.clone()));
+    let control = PipelineControl::new(metrics, paused_tx, streaming_rx.clone());
     tokio::spawn(abort_after_stop(
         stop.clone(),
         abort.clone(),
@@ -270,6 +315,7 @@ pub async fn start(config: Config, extra_sinks: Vec<NamedSink>) -> anyhow::Resul
         confirmed: confirmed_rx,
         streaming: streaming_rx,
         snapshot_progress,
+        control,
         source,
         drivers,
         fanout,
@@ -315,21 +361,40 @@ async fn abort_after_stop(stop: CancellationToken, abort: CancellationToken, aft
     }
 }
 
+/// Keep `sluice_source_connected` equal to whether the replication stream is open.
+async fn mirror_streaming(mut streaming: watch::Receiver<bool>, metrics: Arc<PipelineMetrics>) {
+    loop {
+        let open = *streaming.borrow_and_update();
+        metrics.source_connected.store(open, Ordering::Relaxed);
+        if streaming.changed().await.is_err() {
+            metrics.source_connected.store(false, Ordering::Relaxed);
+            return;
+        }
+    }
+}
+
 /// Turn acks into the confirmed LSN and the acknowledged batch sequence, in order, until every
-/// driver is gone.
+/// driver is gone; the positions are mirrored into `metrics`.
 async fn checkpoint_task(
     mut acks: mpsc::UnboundedReceiver<Ack>,
     sink_count: usize,
     confirmed: watch::Sender<Lsn>,
     acked_sequence: watch::Sender<u64>,
+    metrics: Arc<PipelineMetrics>,
 ) {
     let mut tracker = AckTracker::new(sink_count, Lsn::ZERO);
     while let Some(ack) = acks.recv().await {
+        let sink = ack.sink;
         if let Some(lsn) = tracker.ack(ack) {
             tracing::trace!(%lsn, "confirmed");
+            metrics.confirmed.store(lsn.0, Ordering::Relaxed);
             confirmed.send_replace(lsn);
         }
+        if let (Some(probe), Some(acked)) = (metrics.sink(sink), tracker.acked(sink)) {
+            probe.acked_lsn.store(acked.0, Ordering::Relaxed);
+        }
         let sequence = tracker.acked_sequence();
+        metrics.acked_sequence.store(sequence, Ordering::Relaxed);
         acked_sequence.send_if_modified(|current| {
             let advanced = sequence > *current;
             if advanced {

@@ -241,6 +241,7 @@ impl StreamRecords {
                     topic: registered.topic.clone(),
                     key: Some(key),
                     value: Some(value),
+                    suppress_tombstone: false,
                 });
             }
         }
@@ -287,6 +288,7 @@ impl StreamRecords {
             topic: registered.topic.clone(),
             key: Some(key),
             value: Some(value),
+            suppress_tombstone: false,
         });
         Ok(())
     }
@@ -321,6 +323,7 @@ impl StreamRecords {
             topic: registered.topic.clone(),
             key: Some(key),
             value: Some(value),
+            suppress_tombstone: false,
         });
     }
 }

@@ -244,6 +244,28 @@ impl TableEncoder {
         Ok(())
     }
 
+    /// The row record alone, without framing: the new row, or the old one for deletes
+    /// (Debezium's `ExtractNewRecordState` value). Returns `false`, writing nothing, when the
+    /// event has no such row.
+    pub fn encode_row_body(
+        &self,
+        event: &ChangeEvent,
+        out: &mut Vec<u8>,
+    ) -> Result<bool, EncodeError> {
+        let (row, image) = match event.op {
+            Op::Create | Op::Read | Op::Update => (event.after.as_deref(), Image::Full),
+            Op::Delete if event.before_is_key_only => (event.before.as_deref(), Image::KeyOnly),
+            Op::Delete => (event.before.as_deref(), Image::Full),
+            Op::Truncate | Op::Message => (None, Image::Full),
+        };
+        let Some(row) = row else {
+            return Ok(false);
+        };
+        let mut scratch = Vec::new();
+        self.write_row(out, &self.value_fields, row, image, &mut scratch)?;
+        Ok(true)
+    }
+
     fn write_row(
         &self,
         out: &mut Vec<u8>,

@@ -25,7 +25,8 @@ pub use avro_schema::{
     SOURCE_SCHEMA_NAME,
 };
 pub use column_type::{column_kind, numeric_precision_scale, ConnectMeta, FieldKind, StringKind};
-pub use encode::{write_long, SourceInfo, TableEncoder, TransactionBlock, MAGIC_BYTE};
+pub(crate) use encode::{write_bytes, write_frame};
+pub use encode::{write_long, write_str, SourceInfo, TableEncoder, TransactionBlock, MAGIC_BYTE};
 pub use json::JsonEncoder;
 pub use metadata::{
     encode_heartbeat_key, encode_heartbeat_value, encode_transaction_key, encode_transaction_value,

@@ -2,7 +2,7 @@
 the schema registry by the id in each record (exactly what a Kafka consumer does).
 
 usage: decode_pipeline.py REGISTRY_URL RECORDS_JSON
-RECORDS_JSON: [{"topic": ..., "key": base64 | null, "value": base64}, ...]
+RECORDS_JSON: [{"topic": ..., "key": base64 | null, "value": base64 | null}, ...]
 Prints one JSON object per record: {"topic", "key_schema_id", "value_schema_id", "key", "value"}.
 """
 import base64
@@ -34,9 +34,13 @@ def main():
             key = base64.b64decode(record["key"])
             out["key_schema_id"] = schema_id(key)
             out["key"] = deserializer(key, SerializationContext(topic, MessageField.KEY))
-        value = base64.b64decode(record["value"])
-        out["value_schema_id"] = schema_id(value)
-        out["value"] = deserializer(value, SerializationContext(topic, MessageField.VALUE))
+        if record["value"] is None:
+            # A tombstone: no schema, no value.
+            out["value"] = None
+        else:
+            value = base64.b64decode(record["value"])
+            out["value_schema_id"] = schema_id(value)
+            out["value"] = deserializer(value, SerializationContext(topic, MessageField.VALUE))
         print(json.dumps(out, default=str))
 
 

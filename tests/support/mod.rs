@@ -9,6 +9,8 @@
 pub mod clickhouse;
 pub mod kafka;
 pub mod proxy;
+#[cfg(feature = "sink-lake")]
+pub mod s3;
 #[cfg(feature = "sink-search")]
 pub mod search;
 pub mod workload;
@@ -166,6 +168,9 @@ pub fn write_config(toml: &str) -> ConfigFile {
     ConfigFile { file }
 }
 
+/// The environment variable that overrides `[http] listen`.
+pub const HTTP_LISTEN_VARIABLE: &str = "SLUICE__HTTP__LISTEN";
+
 /// The built `sluice` binary running as a child process, its stdout and stderr captured to
 /// files; killed on drop.
 pub struct SluiceProcess {
@@ -175,7 +180,9 @@ pub struct SluiceProcess {
 }
 
 impl SluiceProcess {
-    /// Spawn `sluice ARGS` with extra environment variables.
+    /// Spawn `sluice ARGS` with extra environment variables. Unless `env` says otherwise, the
+    /// HTTP endpoint listens on a port the kernel picks, so daemons of parallel tests never
+    /// compete for the default port.
     pub fn spawn(args: &[&str], env: &[(&str, &str)]) -> SluiceProcess {
         let output_dir = tempfile::Builder::new()
             .prefix("sluice-out-")
@@ -183,7 +190,11 @@ impl SluiceProcess {
             .expect("output dir");
         let stdout = std::fs::File::create(output_dir.path().join("stdout")).expect("stdout file");
         let stderr = std::fs::File::create(output_dir.path().join("stderr")).expect("stderr file");
-        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_sluice"));
+        if !env.iter().any(|(name, _)| *name == HTTP_LISTEN_VARIABLE) {
+            command.env(HTTP_LISTEN_VARIABLE, "127.0.0.1:0");
+        }
+        let child = command
             .args(args)
             .envs(env.iter().copied())
             .stdin(Stdio::null())

@@ -1,11 +1,22 @@
-//! A deterministic random workload over a table shaped like [`TABLE_COLUMNS`]: inserts, updates
-//! and deletes in transactions of one to eight changes, and on request truncates, large
-//! transactions and values big enough to be stored out of line (TOAST), some of them left
-//! unchanged by updates. Reproducible from its seed without a dependency.
+//! The random workload of the end-to-end sink tests: transactions of inserts, updates and
+//! deletes on an `items`-shaped table, reproducible from a seed, on request with truncates,
+//! large transactions and values stored out of line (TOAST), some of them left unchanged by
+//! updates; and the daemon killed in the middle of it.
 
-/// The columns every workload table has: `CREATE TABLE <name> (<TABLE_COLUMNS>)`.
-pub const TABLE_COLUMNS: &str =
-    "id bigint PRIMARY KEY, qty int, price numeric(12,2), note text, at timestamptz";
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::harness::{self, SLOT};
+use crate::support::{self, SluiceProcess, ThrowawayPostgres, DEFAULT_DATABASE};
+
+/// How long the daemon may take to deliver something, and to let go of its slot.
+const WAIT: Duration = Duration::from_secs(180);
+
+/// The table the workload writes.
+pub const SOURCE_TABLE: &str = "CREATE TABLE items (id bigint PRIMARY KEY, qty int, \
+                            price numeric(12,2), note text, at timestamptz)";
 
 /// Rows one large transaction inserts.
 const LARGE_TRANSACTION_ROWS: i64 = 300;
@@ -144,4 +155,59 @@ impl Workload {
         }
         sql
     }
+}
+
+/// Run `sluice ARGS` while the workload (from `seed`) writes at least `transactions`
+/// transactions; once `started` holds, kill -9 the daemon, wait until its slot is released and
+/// start it again, so that it dies mid-stream. Returns the restarted daemon once the writer is
+/// done.
+pub async fn kill_mid_workload<F, Fut>(
+    pg: &ThrowawayPostgres,
+    args: &[&str],
+    seed: u64,
+    transactions: usize,
+    mut started: F,
+) -> SluiceProcess
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let daemon = SluiceProcess::spawn(args, &[]);
+    harness::wait_streaming(pg).await;
+
+    // The writer keeps going through the kill and the restart.
+    let writing = Arc::new(AtomicBool::new(true));
+    let writer = {
+        let client = pg.client(DEFAULT_DATABASE).await.unwrap();
+        let writing = writing.clone();
+        tokio::spawn(async move {
+            let mut workload = Workload::new(seed);
+            let mut count = 0;
+            while count < transactions || writing.load(Ordering::Relaxed) {
+                client.batch_execute(&workload.transaction()).await.unwrap();
+                count += 1;
+            }
+            count
+        })
+    };
+    let deadline = Instant::now() + WAIT;
+    while !started().await {
+        assert!(
+            Instant::now() < deadline,
+            "nothing reached the target before the kill:\n{}",
+            daemon.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    daemon.kill();
+    drop(daemon);
+    let client = pg.client(DEFAULT_DATABASE).await.unwrap();
+    support::wait_slot_released(&client, SLOT, WAIT).await;
+
+    let daemon = SluiceProcess::spawn(args, &[]);
+    harness::wait_streaming(pg).await;
+    writing.store(false, Ordering::Relaxed);
+    let written = writer.await.unwrap();
+    assert!(written >= transactions, "{written} transactions");
+    daemon
 }

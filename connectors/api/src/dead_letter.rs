@@ -109,6 +109,7 @@ impl DeadLetterConfig {
 pub struct LazyDeadLetters {
     config: DeadLetterConfig,
     queue: Option<Box<dyn DeadLetterQueue>>,
+    sent_count: u64,
 }
 
 impl LazyDeadLetters {
@@ -116,7 +117,13 @@ impl LazyDeadLetters {
         LazyDeadLetters {
             config,
             queue: None,
+            sent_count: 0,
         }
+    }
+
+    /// Letters made durable so far.
+    pub fn sent_count(&self) -> u64 {
+        self.sent_count
     }
 
     /// Make `letters` durable, opening the destination first if needed.
@@ -128,7 +135,9 @@ impl LazyDeadLetters {
             Some(queue) => queue,
             None => self.queue.insert(self.config.open().await?),
         };
-        queue.send(letters).await
+        queue.send(letters).await?;
+        self.sent_count += letters.len() as u64;
+        Ok(())
     }
 }
 
@@ -222,6 +231,24 @@ mod tests {
             .map(|l| serde_json::from_str(l).unwrap())
             .collect();
         assert_eq!(read, vec![letter(1), letter(2)]);
+    }
+
+    #[tokio::test]
+    async fn lazy_dead_letters_count_only_what_was_made_durable() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dead.jsonl");
+        let mut letters = LazyDeadLetters::new(DeadLetterConfig::File { path: path.clone() });
+        letters.send(&[]).await.unwrap();
+        assert_eq!(letters.sent_count(), 0);
+        assert!(!path.exists(), "opened only when a letter comes");
+        letters.send(&[letter(1), letter(2)]).await.unwrap();
+        letters.send(&[letter(3)]).await.unwrap();
+        assert_eq!(letters.sent_count(), 3);
+
+        let unwritable = dir.path().join("missing-dir").join("dead.jsonl");
+        let mut failing = LazyDeadLetters::new(DeadLetterConfig::File { path: unwritable });
+        assert!(failing.send(&[letter(4)]).await.is_err());
+        assert_eq!(failing.sent_count(), 0);
     }
 
     #[test]

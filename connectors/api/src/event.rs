@@ -208,6 +208,9 @@ pub struct EncodedRecord {
     pub topic: std::sync::Arc<str>,
     pub key: Option<Vec<u8>>,
     pub value: Option<Vec<u8>>,
+    /// Set when no tombstone may follow this record even after a delete (the unwrap
+    /// transform's `drop_tombstones`); false keeps the sink's own tombstone setting.
+    pub suppress_tombstone: bool,
 }
 
 /// What an [`EncodedRecord`] encodes. Sinks that only want rows look at `Event` records alone.

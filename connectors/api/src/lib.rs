@@ -29,7 +29,7 @@ pub use event::{
 pub use lsn::{Lsn, LsnParseError};
 pub use pg_text::pg_text;
 pub use secret::Secret;
-pub use sink::Sink;
+pub use sink::{PendingWrite, Sink};
 pub use value::{
     Decimal, Geometry, Infinite, Numeric, PgDate, PgInterval, PgTimestamp, RangeValue, Value,
 };

@@ -275,6 +275,12 @@ fn key_only<'a>(table: &TableSchema, row: &'a [Value]) -> Vec<Option<&'a Value>>
 
 #[async_trait::async_trait]
 impl Sink for ClickHouseSink {
+    fn dead_letter_count(&self) -> u64 {
+        self.dead_letters
+            .as_ref()
+            .map_or(0, LazyDeadLetters::sent_count)
+    }
+
     async fn write(&mut self, batch: &Batch) -> Result<(), SinkError> {
         let result = self.write_batch(batch).await;
         if result.is_err() {

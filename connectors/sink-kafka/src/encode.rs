@@ -86,17 +86,23 @@ fn headers_of(batch: &Batch, record: &EncodedRecord) -> Vec<(&'static str, Strin
 /// Whether a tombstone follows `record`: only after a delete, only for a keyed table (a null
 /// value without a key compacts nothing), and only when tombstones are on.
 pub fn needs_tombstone(event: &ChangeEvent, record: &EncodedRecord, enabled: bool) -> bool {
-    enabled && event.op == Op::Delete && record.key.is_some() && record.value.is_some()
+    enabled
+        && !record.suppress_tombstone
+        && event.op == Op::Delete
+        && record.key.is_some()
+        && record.value.is_some()
 }
 
 /// True when `batch` has row events the envelope stage would have encoded, but no records:
-/// the pipeline runs without a `[registry]`, which this sink needs.
+/// the pipeline runs without a `[registry]`, which this sink needs. Only inserts and snapshot
+/// reads tell: the record transforms may leave updates and deletes without a record (an
+/// unwrapped delete that is dropped, an outbox row's delete), never an insert.
 pub fn lacks_records(batch: &Batch) -> bool {
     batch.records.is_empty()
         && batch
             .events
             .iter()
-            .any(|e| e.table.is_some() && !matches!(e.op, Op::Truncate | Op::Message))
+            .any(|e| e.table.is_some() && matches!(e.op, Op::Create | Op::Read))
 }
 
 /// For each record, the event it belongs with: its own, or for a record without one (a
@@ -195,6 +201,7 @@ mod tests {
             topic: Arc::from("test.public.orders"),
             key: key.map(<[u8]>::to_vec),
             value: Some(vec![0, 0, 0, 0, 2, 42]),
+            suppress_tombstone: false,
         }
     }
 
@@ -243,6 +250,14 @@ mod tests {
             true
         ));
         assert!(needs_tombstone(&delete, &record(0, Some(b"k")), true));
+        let unwrapped = EncodedRecord {
+            suppress_tombstone: true,
+            ..record(0, Some(b"k"))
+        };
+        assert!(
+            !needs_tombstone(&delete, &unwrapped, true),
+            "drop_tombstones"
+        );
     }
 
     #[test]
@@ -298,6 +313,11 @@ mod tests {
         assert!(lacks_records(&batch));
         batch.events[0].op = Op::Truncate;
         assert!(!lacks_records(&batch), "truncates have no record");
+        batch.events[0].op = Op::Delete;
+        assert!(
+            !lacks_records(&batch),
+            "a transform may leave a delete without a record"
+        );
         assert!(!lacks_records(&Batch::default()), "an empty batch is fine");
     }
 }

@@ -14,6 +14,7 @@ mod encode;
 mod error;
 mod offsets;
 mod position;
+mod produce;
 mod sink;
 mod transaction;
 

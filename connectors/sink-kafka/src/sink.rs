@@ -1,30 +1,27 @@
-//! [`KafkaSink`]: produces each batch's Avro records (and tombstones) keyed to their topics and
-//! returns only once every record has a successful delivery report, so an acknowledged batch
-//! is durable on every in-sync replica. Batches are produced one after another and idempotence
-//! keeps per-partition order under retries, so everything before an acknowledged batch is
-//! durable too.
+//! [`KafkaSink`]: produces each batch's Avro records (and tombstones) keyed to their topics; a
+//! batch is durable once every record has a successful delivery report, so an acknowledged
+//! batch is on every in-sync replica. The sink is pipelined: the core hands it the next batches
+//! while earlier ones still wait for their reports, and acknowledges in order. One idempotent
+//! producer keeps per-partition order across all of them and under its retries, so everything
+//! before an acknowledged batch is durable too.
 //!
 //! Under `exactly_once` the writing goes through [`TransactionalWriter`] instead: the same
 //! records, inside Kafka transactions committed with the position they reach.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use rdkafka::admin::AdminClient;
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
-use sluice_api::{Batch, Sink, SinkError};
+use rdkafka::producer::{FutureProducer, Producer};
+use sluice_api::{Batch, PendingWrite, Sink, SinkError};
 
 use crate::client::{create_admin, create_producer, prepare_topic, LogContext};
 use crate::config::KafkaSinkConfig;
 use crate::encode::{lacks_records, plan_batch, OutgoingRecord};
 use crate::error::KafkaSinkError;
+use crate::produce::Produced;
 use crate::transaction::TransactionalWriter;
-
-/// How long producing pauses when librdkafka's queue is full and none of this batch's own
-/// records is in flight to wait for (records of an earlier, failed attempt still drain).
-const QUEUE_FULL_PAUSE: Duration = Duration::from_millis(5);
 
 /// Longest wait for buffered records on orderly shutdown.
 const CLOSE_FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
@@ -33,16 +30,35 @@ const CLOSE_FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct KafkaSink {
     config: KafkaSinkConfig,
     producer: FutureProducer<LogContext>,
-    admin: AdminClient<LogContext>,
-    /// Topics known to exist (created or checked) in this run.
-    ready_topics: HashSet<String>,
+    topics: Topics,
     /// Set under `exactly_once`: writes go through transactions.
     transactional: Option<TransactionalWriter>,
-    /// The last attempt failed: the next one starts with a new producer. Every record of the
-    /// failed attempt has its report by then, so nothing is left behind, and a new producer id
-    /// spares the retry any sequence state the cluster lost or never had (a broker that came
-    /// back empty, a timed-out idempotent sequence).
+    /// What failed writes leave for the next one, shared with the writes in flight.
+    aftermath: Arc<Mutex<Aftermath>>,
+}
+
+/// What a failed write leaves for the next: the core begins again only once every write in
+/// flight has its outcome, so by then nothing of the failed round is left in the producer.
+#[derive(Default)]
+struct Aftermath {
+    /// Start with a new producer: a new producer id spares the retry any sequence state the
+    /// cluster lost or never had (a broker that came back empty, a timed-out idempotent
+    /// sequence).
     renew_producer: bool,
+    /// Topics the cluster said it does not know (deleted behind the sink's back): prepared
+    /// again before use.
+    unknown_topics: Vec<String>,
+}
+
+impl Aftermath {
+    /// Note a failed write.
+    fn record(shared: &Mutex<Aftermath>, error: &KafkaSinkError) {
+        let mut aftermath = shared.lock().unwrap_or_else(PoisonError::into_inner);
+        aftermath.renew_producer = true;
+        if let Some(topic) = error.unknown_topic() {
+            aftermath.unknown_topics.push(topic.to_owned());
+        }
+    }
 }
 
 impl KafkaSink {
@@ -61,170 +77,121 @@ impl KafkaSink {
         };
         Ok(KafkaSink {
             producer: create_producer(config)?,
-            admin: create_admin(config)?,
+            topics: Topics {
+                admin: create_admin(config)?,
+                ready: HashSet::new(),
+            },
             config: config.clone(),
-            ready_topics: HashSet::new(),
             transactional,
-            renew_producer: false,
+            aftermath: Arc::default(),
         })
     }
 
-    /// Prepare every topic of `records` not yet prepared in this run, in first-use order.
-    async fn prepare_topics(
-        &mut self,
-        records: &[OutgoingRecord<'_>],
-    ) -> Result<(), KafkaSinkError> {
-        for record in records {
-            if self.ready_topics.contains(record.topic) {
-                continue;
-            }
-            prepare_topic(&self.config, &self.admin, &self.producer, record.topic).await?;
-            self.ready_topics.insert(record.topic.to_owned());
+    /// Act on what failed writes left: forget unknown topics, start a new producer.
+    fn recover(&mut self) -> Result<(), KafkaSinkError> {
+        let aftermath = std::mem::take(
+            &mut *self
+                .aftermath
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+        for topic in &aftermath.unknown_topics {
+            self.topics.ready.remove(topic);
+        }
+        if aftermath.renew_producer {
+            self.producer = create_producer(&self.config)?;
         }
         Ok(())
     }
+
+    /// Hand every record of `batch` to the idempotent producer; the returned write resolves
+    /// once all have their delivery reports. A failure is noted for the next call.
+    async fn produce(&mut self, batch: &Batch) -> Result<PendingWrite, SinkError> {
+        if lacks_records(batch) {
+            return Err(KafkaSinkError::NoRecords.into());
+        }
+        let records = plan_batch(batch, self.config.tombstones_on_delete);
+        if records.is_empty() {
+            return Ok(Box::pin(async { Ok(()) }));
+        }
+        self.recover()?;
+        self.topics
+            .prepare(&self.config, &self.producer, &records)
+            .await?;
+        let produced = Produced::start(&self.producer, &records).await;
+        let aftermath = self.aftermath.clone();
+        Ok(Box::pin(async move {
+            produced.settle().await.map_err(|error| {
+                Aftermath::record(&aftermath, &error);
+                error.into()
+            })
+        }))
+    }
 }
 
-/// Produce `records` in order and wait for every delivery report. The first failure is
-/// returned, but only after every report of the batch is in, so that no record of this
-/// attempt is still in flight when the batch is retried.
-pub(crate) async fn produce_all<'r, 'a: 'r>(
-    producer: &FutureProducer<LogContext>,
-    records: impl IntoIterator<Item = &'r OutgoingRecord<'a>>,
-) -> Result<(), KafkaSinkError> {
-    {
-        let mut pending: VecDeque<(&str, DeliveryFuture)> = VecDeque::new();
-        let mut first_error: Option<KafkaSinkError> = None;
+/// The topics this sink writes to: made (or checked) on first use.
+struct Topics {
+    admin: AdminClient<LogContext>,
+    /// Topics known to exist (created or checked) in this run.
+    ready: HashSet<String>,
+}
+
+impl Topics {
+    /// Prepare every topic of `records` not prepared in this run, in first-use order.
+    async fn prepare(
+        &mut self,
+        config: &KafkaSinkConfig,
+        producer: &FutureProducer<LogContext>,
+        records: &[OutgoingRecord<'_>],
+    ) -> Result<(), KafkaSinkError> {
         for record in records {
-            let mut future_record = to_future_record(record);
-            loop {
-                match producer.send_result(future_record) {
-                    Ok(delivery) => {
-                        pending.push_back((record.topic, delivery));
-                        break;
-                    }
-                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                        // Backpressure: wait for the oldest record of ours to be delivered
-                        // (or, with none in flight, for librdkafka to drain), then retry.
-                        future_record = back;
-                        match pending.pop_front() {
-                            Some((topic, delivery)) => note_failure(
-                                &mut first_error,
-                                await_delivery(topic, delivery).await,
-                            ),
-                            None => tokio::time::sleep(QUEUE_FULL_PAUSE).await,
-                        }
-                    }
-                    Err((source, _)) => {
-                        note_failure(
-                            &mut first_error,
-                            Err(KafkaSinkError::Produce {
-                                topic: record.topic.to_owned(),
-                                source,
-                            }),
-                        );
-                        break;
-                    }
-                }
+            if self.ready.contains(record.topic) {
+                continue;
             }
-            if first_error.is_some() {
-                break;
-            }
+            prepare_topic(config, &self.admin, producer, record.topic).await?;
+            self.ready.insert(record.topic.to_owned());
         }
-        while let Some((topic, delivery)) = pending.pop_front() {
-            note_failure(&mut first_error, await_delivery(topic, delivery).await);
-        }
-        match first_error {
-            Some(error) => Err(error),
-            None => Ok(()),
-        }
+        Ok(())
     }
-}
-
-/// Keep the first failure of a batch.
-fn note_failure(first: &mut Option<KafkaSinkError>, result: Result<(), KafkaSinkError>) {
-    if let Err(error) = result {
-        if first.is_none() {
-            *first = Some(error);
-        }
-    }
-}
-
-/// One record's delivery report as a result.
-async fn await_delivery(topic: &str, delivery: DeliveryFuture) -> Result<(), KafkaSinkError> {
-    match delivery.await {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err((source, _message))) => Err(KafkaSinkError::Produce {
-            topic: topic.to_owned(),
-            source,
-        }),
-        Err(_canceled) => Err(KafkaSinkError::Canceled {
-            topic: topic.to_owned(),
-        }),
-    }
-}
-
-/// The librdkafka record for `record`: partitioned by its key's murmur2 hash (the producer's
-/// partitioner), so every change of one row lands on one partition, in order.
-fn to_future_record<'a>(record: &'a OutgoingRecord<'a>) -> FutureRecord<'a, [u8], [u8]> {
-    let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
-    for (name, value) in &record.headers {
-        headers = headers.insert(Header {
-            key: name,
-            value: Some(value.as_bytes()),
-        });
-    }
-    let mut out = FutureRecord::to(record.topic).headers(headers);
-    if let Some(key) = record.key {
-        out = out.key(key);
-    }
-    if let Some(value) = record.value {
-        out = out.payload(value);
-    }
-    out
 }
 
 #[async_trait::async_trait]
 impl Sink for KafkaSink {
     async fn write(&mut self, batch: &Batch) -> Result<(), SinkError> {
+        let Some(writer) = self.transactional.as_mut() else {
+            return self.produce(batch).await?.await;
+        };
         if lacks_records(batch) {
             return Err(KafkaSinkError::NoRecords.into());
         }
-        let records = plan_batch(batch, self.config.tombstones_on_delete);
         // A transactional writer sees every batch: one without records may still complete the
         // PostgreSQL transaction its open Kafka transaction waits for.
-        if records.is_empty() && self.transactional.is_none() {
-            return Ok(());
-        }
-        self.prepare_topics(&records).await?;
-        if let Some(writer) = self.transactional.as_mut() {
-            return writer.write(batch, &records).await.map_err(|error| {
-                if let Some(topic) = error.unknown_topic() {
-                    self.ready_topics.remove(topic);
-                }
-                error.into()
-            });
-        }
-        if self.renew_producer {
-            self.producer = create_producer(&self.config)?;
-            self.renew_producer = false;
-        }
-        if let Err(error) = produce_all(&self.producer, &records).await {
-            self.renew_producer = true;
-            // A topic deleted behind the sink's back is prepared again on the retry.
+        let records = plan_batch(batch, self.config.tombstones_on_delete);
+        self.topics
+            .prepare(&self.config, &self.producer, &records)
+            .await?;
+        writer.write(batch, &records).await.map_err(|error| {
             if let Some(topic) = error.unknown_topic() {
-                self.ready_topics.remove(topic);
+                self.topics.ready.remove(topic);
             }
-            return Err(error.into());
-        }
-        Ok(())
+            error.into()
+        })
+    }
+
+    /// Every batch but under `exactly_once`, whose Kafka transactions take one batch at a time.
+    fn pipelined(&self) -> bool {
+        self.transactional.is_none()
+    }
+
+    async fn begin_write(&mut self, batch: Arc<Batch>) -> Result<PendingWrite, SinkError> {
+        self.produce(&batch).await
     }
 
     async fn close(&mut self) -> Result<(), SinkError> {
         if let Some(writer) = self.transactional.as_mut() {
             writer.close().await;
         }
-        // `write` already waited for every report; this only drains what a failed attempt
+        // Every write in flight has its report by now; this only drains what a failed attempt
         // left queued. flush blocks inside librdkafka.
         let producer = self.producer.clone();
         let flushed = tokio::task::spawn_blocking(move || producer.flush(CLOSE_FLUSH_TIMEOUT))

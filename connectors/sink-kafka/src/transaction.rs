@@ -37,7 +37,7 @@ use crate::encode::{governing_events, OutgoingRecord, OwnedRecord};
 use crate::error::{is_fencing_code, KafkaSinkError};
 use crate::offsets::{self, CommittedPosition};
 use crate::position::{first_unwritten, EventPosition, PositionCounter};
-use crate::sink::produce_all;
+use crate::produce::produce_all;
 
 /// Longest wait for `init_transactions`, a commit or an abort.
 const TRANSACTION_CALL_TIMEOUT: Duration = Duration::from_secs(60);

@@ -240,6 +240,12 @@ impl From<SinkError> for ExecError {
 
 #[async_trait::async_trait]
 impl Sink for PostgresSink {
+    fn dead_letter_count(&self) -> u64 {
+        self.dead_letters
+            .as_ref()
+            .map_or(0, LazyDeadLetters::sent_count)
+    }
+
     async fn write(&mut self, batch: &Batch) -> Result<(), SinkError> {
         let steps = plan(batch).map_err(|e| SinkError::fatal(format!("postgres sink: {e}")))?;
         if steps.is_empty() {

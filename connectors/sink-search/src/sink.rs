@@ -32,6 +32,8 @@ pub struct SearchSink {
     config: SearchSinkConfig,
     client: SearchClient,
     dead_letters: Option<Box<dyn DeadLetterQueue>>,
+    /// Letters made durable so far.
+    dead_letter_count: u64,
     /// `schema.table` -> its index, for indexes known to exist.
     indexes: HashMap<String, String>,
 }
@@ -66,6 +68,7 @@ impl SearchSink {
             config: config.clone(),
             client,
             dead_letters,
+            dead_letter_count: 0,
             indexes: HashMap::new(),
         })
     }
@@ -292,7 +295,9 @@ impl SearchSink {
             sink = %self.name, count = letters.len(), first = %letters[0].reason,
             "documents rejected by the search server, written to the dead-letter destination"
         );
-        queue.send(&letters).await
+        queue.send(&letters).await?;
+        self.dead_letter_count += letters.len() as u64;
+        Ok(())
     }
 }
 
@@ -325,5 +330,9 @@ impl Sink for SearchSink {
         }
         self.send_actions(&actions, &mut rejected).await?;
         self.set_aside(batch, rejected).await
+    }
+
+    fn dead_letter_count(&self) -> u64 {
+        self.dead_letter_count
     }
 }

@@ -25,6 +25,8 @@ pub(crate) struct SessionInfo {
     pub server_version: Option<String>,
     /// The walsender's process id, for `pg_stat_replication` and `pg_terminate_backend`.
     pub backend_pid: Option<i32>,
+    /// The `server_encoding` parameter (the database's encoding).
+    pub server_encoding: Option<String>,
 }
 
 /// Send the startup message and authenticate; returns when the server is ready for the
@@ -62,8 +64,10 @@ pub(crate) async fn startup(
                 let name = body.name().unwrap_or_default();
                 let value = body.value().unwrap_or_default();
                 tracing::debug!(name, value, "server parameter");
-                if name == "server_version" {
-                    info.server_version = Some(value.to_owned());
+                match name {
+                    "server_version" => info.server_version = Some(value.to_owned()),
+                    "server_encoding" => info.server_encoding = Some(value.to_owned()),
+                    _ => {}
                 }
             }
             Message::BackendKeyData(body) => info.backend_pid = Some(body.process_id()),

@@ -160,7 +160,7 @@ pub async fn run_checks(client: &Client, cfg: &PostgresSourceConfig) -> Vec<Chec
     collect(&mut items, "max_wal_senders", sender_capacity(client).await);
     let tables = included_tables(client, &cfg.tables).await;
     match &tables {
-        Ok(tables) => items.extend(table_items(tables, &cfg.tables)),
+        Ok(tables) => items.extend(table_items(tables, &cfg.tables, user)),
         Err(e) => items.push(query_failed("included tables", e)),
     }
     let tables = tables.unwrap_or_default();

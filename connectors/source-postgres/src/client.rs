@@ -159,7 +159,15 @@ impl ReplicationClient {
             target = %cfg.redacted(), server_version = ?session.server_version,
             backend_pid = ?session.backend_pid, tls = wire.is_tls(), "replication connection ready"
         );
-        Ok(ReplicationClient { wire, session })
+        let pass_through = session
+            .server_encoding
+            .as_deref()
+            .and_then(crate::connection::pass_through_encoding);
+        let mut client = ReplicationClient { wire, session };
+        if let Some(statement) = pass_through {
+            client.simple_query(statement).await?;
+        }
+        Ok(client)
     }
 
     /// The server's `server_version` as reported at start-up.

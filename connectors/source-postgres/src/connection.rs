@@ -35,6 +35,15 @@ pub(crate) const SESSION_SETTINGS: &[(&str, &str)] = &[
     ("extra_float_digits", "3"),
 ];
 
+/// The statement that keeps a `SQL_ASCII` database's bytes as stored. Such a database checks
+/// nothing on input, and PostgreSQL refuses (SQLSTATE 22021) to send any byte above 127 to a
+/// UTF8 client, which would stop capture at the first Latin-1 row; passed through instead,
+/// text that is not UTF-8 is kept with U+FFFD for what cannot be read (and a warning naming
+/// the column). `None` for every other encoding, which the server converts to UTF8 itself.
+pub(crate) fn pass_through_encoding(server_encoding: &str) -> Option<&'static str> {
+    (server_encoding == "SQL_ASCII").then_some("SET client_encoding = 'SQL_ASCII'")
+}
+
 /// libpq's `sslmode` values that sluice supports.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Default)]
 pub enum SslMode {
@@ -277,7 +286,7 @@ impl ConnectionConfig {
                     tracing::warn!(%error, %target, "postgres connection closed with an error");
                 }
             });
-            Ok(client)
+            keep_sql_ascii_bytes(client).await
         } else {
             let tls = MakeRustlsConnect::for_config(self)?;
             let (client, connection) = pg.connect(tls).await.map_err(SourceError::from)?;
@@ -286,9 +295,23 @@ impl ConnectionConfig {
                     tracing::warn!(%error, %target, "postgres connection closed with an error");
                 }
             });
-            Ok(client)
+            keep_sql_ascii_bytes(client).await
         }
     }
+}
+
+/// Apply [`pass_through_encoding`] to an ordinary connection (snapshots read rows through it).
+async fn keep_sql_ascii_bytes(
+    client: tokio_postgres::Client,
+) -> Result<tokio_postgres::Client, SourceError> {
+    let encoding: String = client
+        .query_one("SELECT current_setting('server_encoding')", &[])
+        .await?
+        .get(0);
+    if let Some(statement) = pass_through_encoding(&encoding) {
+        client.batch_execute(statement).await?;
+    }
+    Ok(client)
 }
 
 /// Split `host[:port]` or `[v6addr][:port]`, applying the defaults.

@@ -51,6 +51,16 @@ pub struct SourceContext {
     pub acked_sequence: watch::Receiver<u64>,
     /// Live snapshot figures, shared with whoever reports them.
     pub snapshot_progress: std::sync::Arc<SnapshotProgress>,
+    /// The server's WAL end as the replication stream last reported it (keepalives and
+    /// XLogData headers), for the lag figures.
+    pub server_wal_end: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl SourceContext {
+    fn observe_wal_end(&self, wal_end: Lsn) {
+        self.server_wal_end
+            .fetch_max(wal_end.0, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// Stream changes until stopped. Transient failures reconnect with backoff; the result is an
@@ -58,8 +68,18 @@ pub struct SourceContext {
 pub async fn run(cfg: &PostgresSourceConfig, mut ctx: SourceContext) -> Result<(), SourceError> {
     let mut batcher = Batcher::new(ctx.limits);
     let mut backoff = Backoff::new(cfg.reconnect_backoff_initial, cfg.reconnect_backoff_max);
+    // Once a session has streamed from the slot, a later session that finds it gone must not
+    // quietly create a new one: the changes in between would be skipped.
+    let mut slot_expected = false;
     loop {
-        let result = Session::run(cfg, &mut ctx, &mut batcher, &mut backoff).await;
+        let result = Session::run(
+            cfg,
+            &mut ctx,
+            &mut batcher,
+            &mut backoff,
+            &mut slot_expected,
+        )
+        .await;
         ctx.streaming.send_replace(false);
         match result {
             Ok(()) => return Ok(()),
@@ -82,8 +102,8 @@ pub async fn run(cfg: &PostgresSourceConfig, mut ctx: SourceContext) -> Result<(
 }
 
 /// Snapshot as the mode says, and find where streaming starts: the slot's position (created
-/// here if missing). `None` when nothing streams now: the snapshot was stopped, or
-/// `initial_only` is done.
+/// here if missing, unless `slot_expected`: a slot this process streamed from has vanished).
+/// `None` when nothing streams now: the snapshot was stopped, or `initial_only` is done.
 async fn prepare(
     cfg: &PostgresSourceConfig,
     ctx: &mut SourceContext,
@@ -91,6 +111,7 @@ async fn prepare(
     sql: &tokio_postgres::Client,
     client: &mut ReplicationClient,
     catalog: &TypeCatalog,
+    slot_expected: bool,
 ) -> Result<Option<Lsn>, SourceError> {
     let state = match cfg.snapshot_mode {
         SnapshotMode::Never => None,
@@ -160,6 +181,9 @@ async fn prepare(
                 setup::check_slot(&cfg.slot, &state)?;
                 (state.confirmed_flush.unwrap_or(Lsn::ZERO), None)
             }
+            None if slot_expected => {
+                return Err(setup::slot_vanished(&cfg.slot, batcher.sent_checkpoint()))
+            }
             None => {
                 let created = client.create_slot(&cfg.slot, false).await?;
                 tracing::info!(slot = %cfg.slot, consistent_point = %created.consistent_point, "created replication slot");
@@ -203,6 +227,7 @@ impl<'a> Session<'a> {
         ctx: &'a mut SourceContext,
         batcher: &'a mut Batcher,
         backoff: &mut Backoff,
+        slot_expected: &mut bool,
     ) -> Result<(), SourceError> {
         let sql = cfg.connection.connect_sql().await?;
         let added = ensure_publication(&sql, cfg).await?;
@@ -211,7 +236,17 @@ impl<'a> Session<'a> {
         let system = client.identify_system().await?;
         let catalog = TypeCatalog::load(&sql).await?;
         let sequence_before = batcher.next_sequence();
-        let Some(floor) = prepare(cfg, ctx, batcher, &sql, &mut client, &catalog).await? else {
+        let Some(floor) = prepare(
+            cfg,
+            ctx,
+            batcher,
+            &sql,
+            &mut client,
+            &catalog,
+            *slot_expected,
+        )
+        .await?
+        else {
             return Ok(());
         };
         let snapshotted = batcher.next_sequence() != sequence_before;
@@ -231,10 +266,12 @@ impl<'a> Session<'a> {
                 messages: true,
             })
             .await?;
+        *slot_expected = true;
         tracing::info!(
             slot = %cfg.slot, start = %start_lsn, server_wal = %system.xlogpos,
             timeline = system.timeline, "streaming changes"
         );
+        ctx.observe_wal_end(system.xlogpos);
         ctx.streaming.send_replace(true);
         let heartbeat = cfg
             .heartbeat_interval
@@ -285,12 +322,14 @@ impl<'a> Session<'a> {
                 _ = tick.tick() => self.maybe_send_status().await?,
                 _ = sleep_until_opt(deadline) => self.send_batch().await?,
                 message = self.stream.recv() => match message? {
-                    Some(ReplicationMessage::XLogData { wal_start, data, .. }) => {
+                    Some(ReplicationMessage::XLogData { wal_start, wal_end, data, .. }) => {
                         backoff.reset();
+                        self.ctx.observe_wal_end(wal_end);
                         self.handle_xlog(wal_start, &data).await?;
                     }
                     Some(ReplicationMessage::Keepalive { wal_end, reply_requested, .. }) => {
                         backoff.reset();
+                        self.ctx.observe_wal_end(wal_end);
                         if !self.decoder.in_transaction() && self.batcher.complete_up_to(wal_end) {
                             self.send_batch().await?;
                         }

@@ -17,6 +17,9 @@ pub(super) struct TableInfo {
     has_primary_key: bool,
     /// The connected role owns the table (or is a member of its owner).
     owned: bool,
+    /// The connected role may read the table: snapshots and re-reads of unchanged TOAST
+    /// values need it (streaming itself does not).
+    selectable: bool,
 }
 
 impl TableInfo {
@@ -35,7 +38,8 @@ pub(super) async fn included_tables(
         .query(
             "SELECT n.nspname::text, c.relname::text, c.relreplident::text,
                     EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary),
-                    pg_has_role(c.relowner, 'USAGE')
+                    pg_has_role(c.relowner, 'USAGE'),
+                    has_table_privilege(c.oid, 'SELECT')
                FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
               WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
                 AND n.nspname NOT IN ('pg_catalog', 'information_schema')
@@ -52,12 +56,13 @@ pub(super) async fn included_tables(
             replica_identity: r.get::<_, String>(2).chars().next().unwrap_or('d'),
             has_primary_key: r.get(3),
             owned: r.get(4),
+            selectable: r.get(5),
         })
         .filter(|t| table_included(patterns, &t.schema, &t.table))
         .collect())
 }
 
-pub(super) fn table_items(tables: &[TableInfo], patterns: &[String]) -> Vec<CheckItem> {
+pub(super) fn table_items(tables: &[TableInfo], patterns: &[String], user: &str) -> Vec<CheckItem> {
     if tables.is_empty() {
         return vec![CheckItem::fail(
             "included tables",
@@ -96,7 +101,33 @@ pub(super) fn table_items(tables: &[TableInfo], patterns: &[String]) -> Vec<Chec
             "every included table has one",
         ));
     }
+    items.push(select_privilege(tables, user));
     items
+}
+
+/// Whether the role may read every included table (snapshots, TOAST re-reads).
+fn select_privilege(tables: &[TableInfo], user: &str) -> CheckItem {
+    let name = "select privilege";
+    let unreadable: Vec<String> = tables
+        .iter()
+        .filter(|t| !t.selectable)
+        .map(TableInfo::qualified)
+        .collect();
+    if unreadable.is_empty() {
+        return CheckItem::ok(name, format!("role {user} may read every included table"));
+    }
+    CheckItem::fail(
+        name,
+        format!(
+            "role {user} may not read {}: snapshots and unchanged TOAST values need SELECT",
+            listed(unreadable.iter().cloned())
+        ),
+        format!(
+            "GRANT SELECT ON {} TO {};",
+            unreadable.join(", "),
+            quote_ident(user)
+        ),
+    )
 }
 
 pub(super) async fn publication(

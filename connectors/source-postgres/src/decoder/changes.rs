@@ -5,7 +5,6 @@ use sluice_api::{ChangeEvent, LogicalMessage, Op, Row, SourcePosition, TableSche
 
 use super::schemas::Schemas;
 use crate::pgoutput::{Message, OldTuple, Tuple, TupleValue};
-use crate::types::TypeCatalog;
 use crate::values;
 
 /// The events of one change message: one, or one per table for a truncate.
@@ -21,28 +20,27 @@ pub(crate) fn change_events(
     message: &Message<'_>,
     position: SourcePosition,
 ) -> Result<Option<Changes>, String> {
-    let catalog = &schemas.catalog;
     let event = match message {
         Message::Insert(insert) => {
             let table = schemas.table_for_change(insert.relation_id)?;
-            let after = decode_row(catalog, &table, &insert.new, false)?;
+            let after = decode_row(schemas, &table, &insert.new, false)?;
             row_event(Op::Create, table, None, false, Some(after), position)
         }
         Message::Update(update) => {
             let table = schemas.table_for_change(update.relation_id)?;
             let (before, key_only) = match update.old {
                 Some(old) => {
-                    let (before, key_only) = decode_old(catalog, &table, old)?;
+                    let (before, key_only) = decode_old(schemas, &table, old)?;
                     (Some(before), key_only)
                 }
                 None => (None, false),
             };
-            let after = decode_row(catalog, &table, &update.new, false)?;
+            let after = decode_row(schemas, &table, &update.new, false)?;
             row_event(Op::Update, table, before, key_only, Some(after), position)
         }
         Message::Delete(delete) => {
             let table = schemas.table_for_change(delete.relation_id)?;
-            let (before, key_only) = decode_old(catalog, &table, delete.old)?;
+            let (before, key_only) = decode_old(schemas, &table, delete.old)?;
             row_event(Op::Delete, table, Some(before), key_only, None, position)
         }
         Message::Truncate(truncate) => {
@@ -99,24 +97,25 @@ fn row_event(
 
 /// The old values of an update or delete, and whether they are the key only.
 fn decode_old(
-    catalog: &TypeCatalog,
+    schemas: &Schemas,
     table: &TableSchema,
     old: OldTuple<'_>,
 ) -> Result<(Row, bool), String> {
     match old {
-        OldTuple::Key(tuple) => Ok((decode_row(catalog, table, &tuple, true)?, true)),
-        OldTuple::Full(tuple) => Ok((decode_row(catalog, table, &tuple, false)?, false)),
+        OldTuple::Key(tuple) => Ok((decode_row(schemas, table, &tuple, true)?, true)),
+        OldTuple::Full(tuple) => Ok((decode_row(schemas, table, &tuple, false)?, false)),
     }
 }
 
 /// A tuple as a row in the table's column order. With `key_only`, columns outside the replica
 /// identity are `Null` whatever the tuple holds.
 fn decode_row(
-    catalog: &TypeCatalog,
+    schemas: &Schemas,
     table: &TableSchema,
     tuple: &Tuple<'_>,
     key_only: bool,
 ) -> Result<Row, String> {
+    let catalog = &schemas.catalog;
     if tuple.column_count() != table.columns.len() {
         return Err(format!(
             "tuple of {} columns for {} ({} columns)",
@@ -128,7 +127,8 @@ fn decode_row(
     let row = tuple
         .iter()
         .zip(&table.columns)
-        .map(|(value, column)| {
+        .enumerate()
+        .map(|(index, (value, column))| {
             if key_only && !column.is_key {
                 return Value::Null;
             }
@@ -138,11 +138,14 @@ fn decode_row(
                 TupleValue::Text(bytes) => match std::str::from_utf8(bytes) {
                     Ok(text) => values::decode_text(catalog, column.type_oid, text),
                     // Not UTF-8 (a server encoding other than UTF-8): keep what can be read
-                    // rather than stop the stream.
-                    Err(_) => Value::Unknown {
-                        type_name: column.type_name.clone(),
-                        text: String::from_utf8_lossy(bytes).into_owned(),
-                    },
+                    // rather than stop the stream, and say so once per column.
+                    Err(_) => {
+                        schemas.warn_not_utf8(table, index);
+                        Value::Unknown {
+                            type_name: column.type_name.clone(),
+                            text: String::from_utf8_lossy(bytes).into_owned(),
+                        }
+                    }
                 },
                 TupleValue::Binary(bytes) => values::decode_binary(catalog, column.type_oid, bytes),
             }

@@ -2,8 +2,8 @@
 //! Relation messages) and the type catalog (updated by Type messages). Every change message is
 //! read against these.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 
 use sluice_api::{Column, ReplicaIdentity, TableSchema};
 
@@ -25,6 +25,10 @@ pub(crate) struct Schemas {
     pub(crate) catalog: TypeCatalog,
     tables: HashMap<u32, Arc<TableSchema>>,
     unknown_type_oids: Vec<u32>,
+    /// `(relation id, column)` pairs already warned about for text that is not UTF-8: one
+    /// warning per column and session, not one per row. A mutex only because change decoding
+    /// reads the schemas through a shared reference.
+    not_utf8_warned: Mutex<HashSet<(u32, usize)>>,
 }
 
 impl Schemas {
@@ -33,6 +37,25 @@ impl Schemas {
             catalog,
             tables: HashMap::new(),
             unknown_type_oids: Vec::new(),
+            not_utf8_warned: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// Warn (once per column) that a text value of `table` was not UTF-8 and was kept with
+    /// U+FFFD in place of the bytes that could not be read: a server encoding like
+    /// `SQL_ASCII` passes bytes through unchecked.
+    pub(crate) fn warn_not_utf8(&self, table: &TableSchema, column: usize) {
+        let mut warned = self
+            .not_utf8_warned
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if warned.insert((table.relation_id, column)) {
+            let name = table.columns.get(column).map_or("", |c| c.name.as_str());
+            tracing::warn!(
+                table = %table.qualified_name(), column = %name,
+                "text that is not UTF-8 (is the database SQL_ASCII?): invalid bytes replaced \
+                 by U+FFFD; further values of this column are replaced without a warning"
+            );
         }
     }
 

@@ -13,7 +13,9 @@ use crate::types::TypeCatalog;
 use crate::values::decode_text;
 
 /// Decode one line (without its newline) into a row of `type_oids.len()` values. `None` when
-/// the line has the wrong column count or is not UTF-8 (which a server sending UTF-8 never does).
+/// the line has the wrong column count. A value that is not UTF-8 (a `SQL_ASCII` database
+/// passes bytes through unchecked) becomes [`Value::Unknown`] with U+FFFD for what cannot be
+/// read, exactly as the stream decodes it.
 pub fn parse_row(catalog: &TypeCatalog, type_oids: &[u32], line: &[u8]) -> Option<Row> {
     let mut row = Vec::with_capacity(type_oids.len());
     let mut fields = line.split(|b| *b == b'\t');
@@ -23,8 +25,13 @@ pub fn parse_row(catalog: &TypeCatalog, type_oids: &[u32], line: &[u8]) -> Optio
             row.push(Value::Null);
             continue;
         }
-        let text = unescape(field)?;
-        row.push(decode_text(catalog, oid, &text));
+        row.push(match unescape(field) {
+            Ok(text) => decode_text(catalog, oid, &text),
+            Err(bytes) => Value::Unknown {
+                type_name: catalog.type_name(oid),
+                text: String::from_utf8_lossy(&bytes).into_owned(),
+            },
+        });
     }
     if fields.next().is_some() {
         return None;
@@ -32,10 +39,12 @@ pub fn parse_row(catalog: &TypeCatalog, type_oids: &[u32], line: &[u8]) -> Optio
     Some(row)
 }
 
-/// A field's text with COPY's backslash escapes resolved.
-fn unescape(field: &[u8]) -> Option<Cow<'_, str>> {
+/// A field's text with COPY's backslash escapes resolved; its bytes when they are not UTF-8.
+fn unescape(field: &[u8]) -> Result<Cow<'_, str>, Cow<'_, [u8]>> {
     if !field.contains(&b'\\') {
-        return std::str::from_utf8(field).ok().map(Cow::Borrowed);
+        return std::str::from_utf8(field)
+            .map(Cow::Borrowed)
+            .map_err(|_| Cow::Borrowed(field));
     }
     let mut out = Vec::with_capacity(field.len());
     let mut i = 0;
@@ -78,7 +87,9 @@ fn unescape(field: &[u8]) -> Option<Cow<'_, str>> {
             other => out.push(other),
         }
     }
-    String::from_utf8(out).ok().map(Cow::Owned)
+    String::from_utf8(out)
+        .map(Cow::Owned)
+        .map_err(|e| Cow::Owned(e.into_bytes()))
 }
 
 #[cfg(test)]

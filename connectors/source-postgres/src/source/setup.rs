@@ -129,6 +129,18 @@ pub async fn slot_state(client: &Client, slot: &str) -> Result<Option<SlotState>
     }))
 }
 
+/// The error for a slot that disappeared while this process streamed from it (dropped by
+/// hand). Creating a new one quietly would skip every change made meanwhile, so the pipeline
+/// stops and says how to recover.
+pub fn slot_vanished(slot: &str, resume_after: Lsn) -> SourceError {
+    SourceError::Setup(format!(
+        "replication slot {slot:?} was dropped while sluice was streaming from it; changes \
+         after {resume_after} are gone with it. Restart sluice to create a new slot: with \
+         snapshot_mode = \"when_needed\" (or \"always\") it reads the captured tables again, \
+         otherwise changes made while no slot existed are missing downstream"
+    ))
+}
+
 /// Check that an existing slot can be used by this pipeline.
 pub fn check_slot(slot: &str, state: &SlotState) -> Result<(), SourceError> {
     if state.plugin.as_deref() != Some("pgoutput") {
