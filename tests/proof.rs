@@ -7,7 +7,9 @@
 //! by row, Kafka must show no per-key reordering, and no run may panic.
 //!
 //! `SLUICE_PROOF_KILLS` sets how many kill -9s the kill loop makes (default 3 here; the long run
-//! in the README uses 50). Each test prints one `RESULT` line with its counts.
+//! in the README uses 50). Each test prints one `RESULT` line with its counts. The broker is not
+//! restarted here: the test broker keeps its log in memory, so a restart empties the topics a
+//! replay reads (`kafka::` tests cover a broker outage on their own).
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -451,7 +453,7 @@ async fn stop_daemon(mut daemon: SluiceProcess, earlier: &[String]) {
 }
 
 #[tokio::test]
-async fn every_sink_replays_to_the_source_after_kills_and_source_and_broker_restarts() {
+async fn every_sink_replays_to_the_source_after_kills_and_a_source_restart() {
     let mut rig = Rig::start().await;
     let mut daemon = rig.spawn();
     harness::wait_streaming(&rig.pg).await;
@@ -476,11 +478,6 @@ async fn every_sink_replays_to_the_source_after_kills_and_source_and_broker_rest
     rig.pg.restart().await.expect("restart the source");
     faults += 1;
     rig.wait_progress("progress after the source restarted", &daemon)
-        .await;
-
-    rig.kafka.restart().await;
-    faults += 1;
-    rig.wait_progress("progress after the broker restarted", &daemon)
         .await;
 
     let (transactions, checked, duplicates) = check_every_sink(&rig, writers).await;
