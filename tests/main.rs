@@ -22,6 +22,12 @@ mod kafka_metadata;
 #[cfg(feature = "sink-lake")]
 mod lake;
 mod ops;
+#[cfg(all(
+    feature = "sink-kafka",
+    feature = "sink-search",
+    feature = "sink-postgres"
+))]
+mod proof;
 mod registry;
 #[cfg(feature = "sink-search")]
 mod search;

@@ -229,10 +229,9 @@ impl EnvelopeStage {
         if let Some(previous) = self.tables.get(&table.relation_id) {
             // The local verdict (new schema reading data of the previous one) goes to the log;
             // the registry's, under the subject's configured level, decides.
-            if let Err(e) = apache_avro::schema_compatibility::SchemaCompatibility::can_read(
-                &previous.schemas.envelope_avro,
-                &schemas.envelope_avro,
-            ) {
+            if let Err(e) =
+                crate::registry::can_read(&previous.schemas.envelope_avro, &schemas.envelope_avro)
+            {
                 tracing::warn!(table = %name, %changes, error = %e, "the new schema cannot read data of the previous one");
             }
         }

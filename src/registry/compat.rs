@@ -130,6 +130,36 @@ pub fn check_against_subject(
         .collect()
 }
 
+/// Whether a reader with schema `reader` can read data written with `writer`, by Avro's
+/// resolution rules on the underlying types: logical types (`decimal`, `date`,
+/// `timestamp-micros`, `uuid`, ...) annotate their underlying type and do not take part, as in
+/// Avro's own compatibility checker. (apache-avro's checker rejects every `decimal`, even
+/// against itself, so the annotations are taken off before asking it.)
+pub fn can_read(writer: &Schema, reader: &Schema) -> Result<(), String> {
+    let (writer, reader) = (without_logical_types(writer), without_logical_types(reader));
+    SchemaCompatibility::can_read(&writer, &reader).map_err(|e| e.to_string())
+}
+
+/// `schema` with every `logicalType` annotation removed (unchanged if it cannot be rebuilt,
+/// which only a schema apache-avro printed itself would have to fail).
+fn without_logical_types(schema: &Schema) -> Schema {
+    fn strip(json: &mut serde_json::Value) {
+        match json {
+            serde_json::Value::Object(map) => {
+                map.remove("logicalType");
+                map.values_mut().for_each(strip);
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    let Ok(mut json) = serde_json::to_value(schema) else {
+        return schema.clone();
+    };
+    strip(&mut json);
+    Schema::parse(&json).unwrap_or_else(|_| schema.clone())
+}
+
 /// Check `candidate` against one version in the directions `level` asks for (transitivity
 /// plays no part when the version is named). Returns one message per broken direction.
 pub fn check_pair(
@@ -140,7 +170,7 @@ pub fn check_pair(
     let mut messages = Vec::new();
     if level.checks_backward() {
         // BACKWARD: the new schema is the reader of data the old version wrote.
-        if let Err(e) = SchemaCompatibility::can_read(target.schema, candidate) {
+        if let Err(e) = can_read(target.schema, candidate) {
             messages.push(format!(
                 "{level}: the new schema cannot read data written with version {}: {e}",
                 target.version
@@ -149,7 +179,7 @@ pub fn check_pair(
     }
     if level.checks_forward() {
         // FORWARD: the old version is the reader of data the new schema writes.
-        if let Err(e) = SchemaCompatibility::can_read(candidate, target.schema) {
+        if let Err(e) = can_read(candidate, target.schema) {
             messages.push(format!(
                 "{level}: version {} cannot read data written with the new schema: {e}",
                 target.version
@@ -288,5 +318,23 @@ mod tests {
         for level in CompatibilityLevel::ALL {
             assert!(check(level, &schema, &[]).is_empty());
         }
+    }
+
+    const PRICE: &str = r#"{"name":"price","type":["null",{"type":"bytes","scale":2,"precision":12,"connect.name":"org.apache.kafka.connect.data.Decimal","logicalType":"decimal"}],"default":null}"#;
+    const DAY: &str = r#"{"name":"day","type":{"type":"int","logicalType":"date"}}"#;
+
+    #[test]
+    fn logical_types_read_themselves_and_an_added_optional_field_stays_compatible() {
+        let old = record(&format!("{ID},{PRICE},{DAY}"));
+        let new = record(&format!("{ID},{PRICE},{DAY},{NAME_OPTIONAL}"));
+        assert!(check(CompatibilityLevel::Full, &old, &[&old]).is_empty());
+        assert!(check(CompatibilityLevel::Full, &new, &[&old]).is_empty());
+        let changed = record(&format!(
+            r#"{ID},{{"name":"price","type":["null","long"],"default":null}},{DAY}"#
+        ));
+        assert_eq!(
+            check(CompatibilityLevel::Backward, &changed, &[&old]).len(),
+            1
+        );
     }
 }

@@ -23,7 +23,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use command::{run_command, RegistryCommand};
-pub use compat::CompatibilityLevel;
+pub use compat::{can_read, CompatibilityLevel};
 pub use error::RegistryError;
 pub use persist::{PersistError, Storage};
 pub use store::{Mode, Store};

@@ -5,7 +5,8 @@ short quiet period so that late duplicates are caught too.
 usage: consume_all.py BOOTSTRAP REGISTRY_URL ISOLATION SENTINEL_ID QUIET_S TIMEOUT_S TOPIC
 ISOLATION is read_committed or read_uncommitted. Prints one JSON object per record, in
 consumption order: {"partition", "offset", "id" (the key's id), "op", "n" (after.n or null),
-"lsn" (source.lsn or null)}. Exits 3 when the sentinel did not arrive within TIMEOUT_S.
+"lsn" (source.lsn or null), "after" (the after image or null; decimals as text)}. Exits 3 when
+the sentinel did not arrive within TIMEOUT_S.
 """
 import json
 import sys
@@ -67,6 +68,7 @@ def main():
                     "op": None if value is None else value["op"],
                     "n": after.get("n"),
                     "lsn": None if value is None else value["source"]["lsn"],
+                    "after": after or None,
                 }
             )
             if key["id"] == sentinel and value is not None:
@@ -78,7 +80,7 @@ def main():
     finally:
         consumer.close()
     for record in out:
-        print(json.dumps(record))
+        print(json.dumps(record, default=str))
     if quiet_until is None:
         print(f"the sentinel {sentinel} did not arrive in {timeout} s", file=sys.stderr)
         sys.exit(3)

@@ -8,6 +8,7 @@
 #[cfg(feature = "sink-clickhouse")]
 pub mod clickhouse;
 pub mod kafka;
+pub mod proxy;
 #[cfg(feature = "sink-lake")]
 pub mod s3;
 #[cfg(feature = "sink-search")]

@@ -1,0 +1,527 @@
+//! The proof of the delivery contract under faults: three concurrent sessions write a random
+//! workload (inserts, updates, deletes, truncates, large transactions, out-of-line TOAST values
+//! some updates leave unchanged) while the `sluice` binary fans it out to three real sinks at
+//! once: Kafka (Avro through the embedded registry), the search server and a PostgreSQL
+//! warehouse. Faults are injected under load; afterwards the state rebuilt from each sink (the
+//! Kafka topic replayed in order, the index, the target table) must equal the source tables row
+//! by row, Kafka must show no per-key reordering, and no run may panic.
+//!
+//! `SLUICE_PROOF_KILLS` sets how many kill -9s the kill loop makes (default 3 here; the long run
+//! in the README uses 50). Each test prints one `RESULT` line with its counts. The broker is not
+//! restarted here: the test broker keeps its log in memory, so a restart empties the topics a
+//! replay reads (`kafka::` tests cover a broker outage on their own).
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value as Json;
+use tokio_postgres::{Client, NoTls};
+
+use crate::harness::{self, SLOT};
+use crate::support::kafka::ThrowawayKafka;
+use crate::support::proxy::{Fault, FaultProxy};
+use crate::support::search::ThrowawaySearch;
+use crate::support::workload::{Workload, SOURCE_TABLE};
+use crate::support::{self, ConfigFile, SluiceProcess, ThrowawayPostgres};
+use crate::support::{DEFAULT_DATABASE, SUPERUSER};
+
+const WAIT: Duration = Duration::from_secs(300);
+/// The ledger row written last: the Kafka consumer reads until its record arrives.
+const SENTINEL: i64 = 900_000_000;
+/// Transactions each writer makes at least, faults or not.
+const MIN_TRANSACTIONS: u64 = 300;
+/// Transactions each writer makes at most: bounds the data a long fault can pile up.
+const MAX_TRANSACTIONS: u64 = 30_000;
+/// The writers' pace, one transaction per writer per period (about 1,500 changes/s in all):
+/// a steady load like a busy application's, not a bulk load that outruns the disk.
+const WRITE_PERIOD: Duration = Duration::from_millis(10);
+/// The table Kafka is replayed for: Kafka skips truncates (Debezium's default), so the table
+/// with truncates (`items`) is checked through the index and the warehouse only.
+const KAFKA_TOPIC: &str = "test.public.ledger";
+const TABLES: [&str; 2] = ["items", "ledger"];
+
+/// A row as compared across sinks: id, qty, price as text, note, `at` as ISO-8601 UTC.
+type Row = (
+    i64,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
+/// How many kill -9s the kill loop makes.
+fn kill_count() -> usize {
+    std::env::var("SLUICE_PROOF_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3)
+}
+
+/// Everything one proof run needs: the source, the three sinks' servers, optional fault
+/// proxies in front of the search server and the warehouse, and the daemon's config.
+struct Rig {
+    pg: ThrowawayPostgres,
+    kafka: ThrowawayKafka,
+    search: ThrowawaySearch,
+    target: ThrowawayPostgres,
+    search_proxy: FaultProxy,
+    target_proxy: FaultProxy,
+    registry_port: u16,
+    config: ConfigFile,
+    _dir: tempfile::TempDir,
+}
+
+impl Rig {
+    async fn start() -> Rig {
+        let tables: Vec<String> = TABLES
+            .iter()
+            .map(|t| {
+                format!(
+                    "{}; ALTER TABLE {t} ALTER note SET STORAGE EXTERNAL",
+                    SOURCE_TABLE.replacen("items", t, 1)
+                )
+            })
+            .collect();
+        let pg = support::start_postgres_with(&tables.join(";")).await;
+        let kafka = ThrowawayKafka::start().await;
+        let search = ThrowawaySearch::start().await;
+        let target = support::start_postgres().await;
+        let search_port: u16 = search.url().rsplit(':').next().unwrap().parse().unwrap();
+        let search_proxy = FaultProxy::start(search_port).await;
+        let target_proxy = FaultProxy::start(target.port()).await;
+        let dir = tempfile::tempdir().unwrap();
+        let registry_port = support::free_port();
+        let sinks = format!(
+            "name = \"kafka\"\ntype = \"kafka\"\nbrokers = \"{brokers}\"\npartitions = 3\n\
+             \n[[sink]]\nname = \"search\"\ntype = \"search\"\nurl = \"http://127.0.0.1:{search}\"\n\
+             \n[[sink]]\nname = \"warehouse\"\ntype = \"postgres\"\nschema = \"mirror\"\n\
+             connection = \"postgres://{SUPERUSER}@127.0.0.1:{target}/{DEFAULT_DATABASE}?sslmode=disable\"",
+            brokers = kafka.bootstrap(),
+            search = search_proxy.port(),
+            target = target_proxy.port(),
+        );
+        let text = harness::config_toml(&pg, &["public.items", "public.ledger"], "")
+            .replace("name = \"null\"\ntype = \"memory\"\nretain = false", &sinks);
+        let config = support::write_config(&format!(
+            "{text}\n[registry]\nlisten = \"127.0.0.1:{registry_port}\"\nstorage = {:?}\n",
+            dir.path().join("registry.json").display().to_string()
+        ));
+        Rig {
+            pg,
+            kafka,
+            search,
+            target,
+            search_proxy,
+            target_proxy,
+            registry_port,
+            config,
+            _dir: dir,
+        }
+    }
+
+    fn spawn(&self) -> SluiceProcess {
+        let args = ["run", "--config", self.config.path().to_str().unwrap()];
+        SluiceProcess::spawn(&args, &[("RUST_LOG", "info")])
+    }
+
+    async fn source(&self) -> Client {
+        self.pg.client(DEFAULT_DATABASE).await.unwrap()
+    }
+
+    /// Wait until the slot confirmed the current end of WAL: every sink has everything.
+    async fn wait_all_confirmed(&self, what: &str) {
+        let client = self.source().await;
+        let end = support::current_wal_lsn(&client).await;
+        support::wait_slot_confirmed(&client, SLOT, end, what, WAIT).await;
+    }
+
+    /// Wait until the slot's confirmed position moved past where it is now: the daemon made
+    /// progress through every sink. On timeout, fail with the daemon's log.
+    async fn wait_progress(&self, what: &str, daemon: &SluiceProcess) {
+        let client = self.source().await;
+        let now = support::slot_confirmed_flush_lsn(&client, SLOT)
+            .await
+            .unwrap_or_default();
+        let progress = support::wait_until(what, WAIT + WAIT, || async {
+            support::slot_confirmed_flush_lsn(&client, SLOT)
+                .await
+                .is_some_and(|lsn| lsn > now)
+        });
+        if tokio::time::timeout(WAIT, progress).await.is_err() {
+            let log = daemon.stderr();
+            let registry =
+                std::fs::read_to_string(self._dir.path().join("registry.json")).unwrap_or_default();
+            panic!(
+                "no {what} within {WAIT:?}; daemon log:\n{}\nregistry:\n{registry}",
+                &log[log.len().saturating_sub(6000)..]
+            );
+        }
+    }
+}
+
+/// The writers: three sessions (two on `items`, with truncates, one on `ledger`), each
+/// reconnecting by itself when the server restarts, until `stop` is set and each made
+/// [`MIN_TRANSACTIONS`]. The counter counts committed transactions.
+struct Writers {
+    stop: Arc<AtomicBool>,
+    committed: Arc<AtomicU64>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Writers {
+    fn start(url: String) -> Writers {
+        let stop = Arc::new(AtomicBool::new(false));
+        let committed = Arc::new(AtomicU64::new(0));
+        let workloads = [
+            Workload::new(0x5eed_0001)
+                .on_table("items")
+                .with_truncates()
+                .with_large_values(),
+            Workload::new(0x5eed_0002)
+                .on_table("items")
+                .ids_from(50_000_000)
+                .with_large_values(),
+            Workload::new(0x5eed_0003)
+                .on_table("ledger")
+                .with_large_values(),
+        ];
+        let tasks = workloads
+            .into_iter()
+            .map(|workload| {
+                tokio::spawn(write(
+                    workload,
+                    url.clone(),
+                    stop.clone(),
+                    committed.clone(),
+                ))
+            })
+            .collect();
+        Writers {
+            stop,
+            committed,
+            tasks,
+        }
+    }
+
+    fn committed(&self) -> u64 {
+        self.committed.load(Ordering::Relaxed)
+    }
+
+    /// Stop writing once each writer made its minimum; returns the transactions committed.
+    async fn finish(self) -> u64 {
+        self.stop.store(true, Ordering::Relaxed);
+        let committed = self.committed.clone();
+        for task in self.tasks {
+            task.await.unwrap();
+        }
+        committed.load(Ordering::Relaxed)
+    }
+}
+
+async fn connect(url: &str) -> Client {
+    loop {
+        if let Ok((client, connection)) = tokio_postgres::connect(url, NoTls).await {
+            tokio::spawn(connection);
+            return client;
+        }
+        // The server is restarting: try again shortly (this is a writer, not an assertion).
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn write(mut workload: Workload, url: String, stop: Arc<AtomicBool>, count: Arc<AtomicU64>) {
+    let mut client = connect(&url).await;
+    let mut pace = tokio::time::interval(WRITE_PERIOD);
+    let mut done = 0;
+    while done < MAX_TRANSACTIONS && (done < MIN_TRANSACTIONS || !stop.load(Ordering::Relaxed)) {
+        pace.tick().await;
+        match client.batch_execute(&workload.transaction()).await {
+            Ok(()) => {
+                done += 1;
+                count.fetch_add(1, Ordering::Relaxed);
+            }
+            // A restart cut the session (the transaction may or may not have committed; the
+            // source table stays the truth either way), or a concurrent truncate made an
+            // update miss: reconnect when needed and go on.
+            Err(_) if client.is_closed() => client = connect(&url).await,
+            Err(_) => {}
+        }
+    }
+}
+
+async fn source_rows(client: &Client, table: &str) -> Vec<Row> {
+    rows_of(client, table, "true").await
+}
+
+async fn rows_of(client: &Client, table: &str, filter: &str) -> Vec<Row> {
+    let sql = format!(
+        "SELECT id, qty::int8, price::text, note, \
+         to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') \
+         FROM {table} WHERE {filter} ORDER BY id"
+    );
+    match client.query(&sql, &[]).await {
+        Ok(rows) => rows
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+fn text(v: &Json) -> Option<String> {
+    match v {
+        Json::Null => None,
+        Json::String(s) => Some(s.clone()),
+        other => Some(other.to_string()),
+    }
+}
+
+/// A document or an after image as a row.
+fn row_of(id: i64, fields: &Json) -> Row {
+    (
+        id,
+        fields["qty"].as_i64(),
+        text(&fields["price"]),
+        text(&fields["note"]),
+        text(&fields["at"]),
+    )
+}
+
+async fn index_rows(search: &ThrowawaySearch, table: &str) -> Vec<Row> {
+    search.refresh(&format!("test.public.{table}")).await;
+    let mut rows: Vec<Row> = search
+        .documents(&format!("test.public.{table}"))
+        .await
+        .iter()
+        .map(|(id, source, _)| row_of(id.parse().unwrap_or(-1), source))
+        .collect();
+    rows.sort_by_key(|r| r.0);
+    rows
+}
+
+/// What replaying a topic in consumption order builds, with what the replay saw on the way.
+struct Replay {
+    rows: Vec<Row>,
+    records: usize,
+    duplicates: usize,
+    reordered: Vec<String>,
+}
+
+/// Replay records as a Debezium consumer does: creates, updates and snapshot reads set the
+/// row (an unavailable TOAST value keeps the previous one), deletes remove it, tombstones do
+/// nothing. A record older than one already seen for its key must be a redelivery (seen
+/// before); anything else is a reordering.
+fn replay(records: &[Json]) -> Replay {
+    const UNAVAILABLE: &str = "__debezium_unavailable_value";
+    let mut state: BTreeMap<i64, Row> = BTreeMap::new();
+    let mut seen: HashSet<(i64, u64, String)> = HashSet::new();
+    let mut newest: BTreeMap<i64, u64> = BTreeMap::new();
+    let (mut duplicates, mut reordered) = (0, Vec::new());
+    for record in records {
+        let (Some(id), Some(op)) = (record["id"].as_i64(), record["op"].as_str()) else {
+            continue;
+        };
+        let lsn = record["lsn"].as_u64().unwrap_or(0);
+        if !seen.insert((id, lsn, op.to_owned())) {
+            duplicates += 1;
+        } else if newest.get(&id).is_some_and(|&n| lsn < n) {
+            reordered.push(format!("key {id}: {op} at {lsn} after {}", newest[&id]));
+        }
+        let n = newest.entry(id).or_insert(lsn);
+        *n = (*n).max(lsn);
+        match op {
+            "d" => {
+                state.remove(&id);
+            }
+            _ => {
+                let mut row = row_of(id, &record["after"]);
+                if row.3.as_deref() == Some(UNAVAILABLE) {
+                    row.3 = state.get(&id).and_then(|old| old.3.clone());
+                }
+                state.insert(id, row);
+            }
+        }
+    }
+    Replay {
+        rows: state.into_values().collect(),
+        records: records.len(),
+        duplicates,
+        reordered,
+    }
+}
+
+async fn kafka_replay(rig: &Rig) -> Replay {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/consume_all.py");
+    let output = tokio::process::Command::new("python3")
+        .arg(script)
+        .arg(rig.kafka.bootstrap())
+        .arg(format!("http://127.0.0.1:{}", rig.registry_port))
+        .arg("read_uncommitted")
+        .arg(SENTINEL.to_string())
+        .arg("3")
+        .arg("240")
+        .arg(KAFKA_TOPIC)
+        .output()
+        .await
+        .expect("run python3 (.ci/run installs confluent-kafka)");
+    assert!(
+        output.status.success(),
+        "consumer failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let records: Vec<Json> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("consumer prints json"))
+        .collect();
+    replay(&records)
+}
+
+/// Show where two row sets differ (ids only, with the first few differences in full).
+fn difference(expected: &[Row], actual: &[Row]) -> String {
+    let missing: Vec<_> = expected.iter().filter(|r| !actual.contains(r)).collect();
+    let extra: Vec<_> = actual.iter().filter(|r| !expected.contains(r)).collect();
+    format!(
+        "{} vs {} rows; missing or different ({}): {:?}; extra or different ({}): {:?}",
+        expected.len(),
+        actual.len(),
+        missing.len(),
+        missing.iter().take(3).collect::<Vec<_>>(),
+        extra.len(),
+        extra.iter().take(3).collect::<Vec<_>>()
+    )
+}
+
+/// Finish the workload, write the sentinel, wait until everything is confirmed, then compare
+/// every sink with the source. Returns (transactions, rows checked, duplicates seen in Kafka).
+async fn check_every_sink(rig: &Rig, writers: Writers) -> (u64, usize, usize) {
+    let transactions = writers.finish().await;
+    let client = rig.source().await;
+    client
+        .batch_execute(&format!(
+            "INSERT INTO ledger VALUES ({SENTINEL}, 0, 0, 'end', to_timestamp(1700000000))"
+        ))
+        .await
+        .unwrap();
+    rig.wait_all_confirmed("every change of the workload is confirmed")
+        .await;
+    let target = rig.target.client(DEFAULT_DATABASE).await.unwrap();
+    let mut checked = 0;
+    for table in TABLES {
+        let expected = source_rows(&client, table).await;
+        assert!(expected.len() > 50, "the workload leaves rows in {table}");
+        let warehouse = rows_of(&target, &format!("mirror.{table}"), "NOT _deleted").await;
+        assert!(
+            warehouse == expected,
+            "the warehouse's {table} equals the source: {}",
+            difference(&expected, &warehouse)
+        );
+        let index = index_rows(&rig.search, table).await;
+        assert!(
+            index == expected,
+            "the index of {table} equals the source: {}",
+            difference(&expected, &index)
+        );
+        checked += expected.len() * 2;
+    }
+    let expected = source_rows(&client, "ledger").await;
+    let replay = kafka_replay(rig).await;
+    assert!(
+        replay.reordered.is_empty(),
+        "no per-key reordering in Kafka: {:?}",
+        &replay.reordered[..replay.reordered.len().min(5)]
+    );
+    assert!(
+        replay.rows == expected,
+        "replaying {KAFKA_TOPIC} ({} records) gives the source's ledger: {}",
+        replay.records,
+        difference(&expected, &replay.rows)
+    );
+    (transactions, checked + expected.len(), replay.duplicates)
+}
+
+/// Stop the daemon cleanly and make sure no run of it panicked.
+async fn stop_daemon(mut daemon: SluiceProcess, earlier: &[String]) {
+    daemon.terminate();
+    let status = daemon.wait_exit(Duration::from_secs(60)).await;
+    let last = daemon.stderr();
+    assert!(status.success(), "the daemon stops cleanly:\n{last}");
+    for log in earlier.iter().chain(std::iter::once(&last)) {
+        assert!(!log.contains("panicked"), "no run panics:\n{log}");
+    }
+}
+
+#[tokio::test]
+async fn every_sink_replays_to_the_source_after_kills_and_a_source_restart() {
+    let mut rig = Rig::start().await;
+    let mut daemon = rig.spawn();
+    harness::wait_streaming(&rig.pg).await;
+    let writers = Writers::start(rig.pg.url(SUPERUSER, DEFAULT_DATABASE));
+    let mut logs = Vec::new();
+    let mut faults = 0;
+
+    for round in 0..kill_count() {
+        rig.wait_progress(&format!("progress before kill {round}"), &daemon)
+            .await;
+        daemon.kill();
+        logs.push(daemon.stderr());
+        drop(daemon);
+        let client = rig.source().await;
+        support::wait_slot_released(&client, SLOT, WAIT).await;
+        daemon = rig.spawn();
+        faults += 1;
+    }
+
+    rig.wait_progress("progress before the source restarts", &daemon)
+        .await;
+    rig.pg.restart().await.expect("restart the source");
+    faults += 1;
+    rig.wait_progress("progress after the source restarted", &daemon)
+        .await;
+
+    let (transactions, checked, duplicates) = check_every_sink(&rig, writers).await;
+    stop_daemon(daemon, &logs).await;
+    eprintln!(
+        "RESULT name=proof_kills faults={faults} transactions={transactions} \
+         rows_checked={checked} duplicates={duplicates}"
+    );
+}
+
+#[tokio::test]
+async fn every_sink_replays_to_the_source_through_cut_and_stalled_connections() {
+    let rig = Rig::start().await;
+    let daemon = rig.spawn();
+    harness::wait_streaming(&rig.pg).await;
+    let writers = Writers::start(rig.pg.url(SUPERUSER, DEFAULT_DATABASE));
+    let mut faults = 0;
+
+    for (round, fault) in [Fault::Cut, Fault::Stall, Fault::Cut, Fault::Stall]
+        .into_iter()
+        .enumerate()
+    {
+        rig.wait_progress(&format!("progress before fault {round}"), &daemon)
+            .await;
+        let proxy = if round % 2 == 0 {
+            &rig.search_proxy
+        } else {
+            &rig.target_proxy
+        };
+        proxy.set(fault);
+        // Hold the fault while the source moves on: the sinks fall behind the workload.
+        let held_from = writers.committed();
+        support::wait_until("the workload moves on during the fault", WAIT, || async {
+            writers.committed() >= held_from + 30
+        })
+        .await;
+        proxy.set(Fault::Pass);
+        faults += 1;
+    }
+
+    let (transactions, checked, duplicates) = check_every_sink(&rig, writers).await;
+    stop_daemon(daemon, &[]).await;
+    eprintln!(
+        "RESULT name=proof_network faults={faults} transactions={transactions} \
+         rows_checked={checked} duplicates={duplicates}"
+    );
+}
