@@ -54,34 +54,6 @@ fn daemon_config(
     ))
 }
 
-/// Every record of the topic, read by Confluent's consumer with `isolation` until the
-/// sentinel's record arrived and then 3 quiet seconds more.
-async fn consume_all(kafka: &ThrowawayKafka, registry: &str, isolation: &str) -> Vec<Json> {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/consume_all.py");
-    let output = tokio::process::Command::new("python3")
-        .arg(script)
-        .arg(kafka.bootstrap())
-        .arg(registry)
-        .arg(isolation)
-        .arg(SENTINEL.to_string())
-        .arg("3")
-        .arg("120")
-        .arg(TOPIC)
-        .output()
-        .await
-        .expect("run python3 (.ci/run installs confluent-kafka)");
-    assert!(
-        output.status.success(),
-        "consumer failed: {}\nbroker log:\n{}",
-        String::from_utf8_lossy(&output.stderr),
-        kafka.log()
-    );
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("consumer prints json"))
-        .collect()
-}
-
 /// Whether a `read_committed` consumer on this broker skips the records of an aborted
 /// transaction, as Kafka specifies; found out with a transaction aborted on purpose.
 async fn broker_hides_aborted_records(kafka: &ThrowawayKafka) -> bool {
@@ -169,7 +141,9 @@ async fn crash_and_recover(extra_sink: &str, isolation: &str) -> (Vec<Json>, BTr
     let end = support::current_wal_lsn(&client).await;
     support::wait_slot_confirmed(&client, SLOT, end, "the sentinel is confirmed", WAIT).await;
     let registry = format!("http://127.0.0.1:{registry_port}");
-    let records = consume_all(&kafka, &registry, isolation).await;
+    let records = kafka
+        .read_until_sentinel(&registry, isolation, SENTINEL, TOPIC)
+        .await;
     daemon.terminate();
     let status = daemon.wait_exit(Duration::from_secs(60)).await;
     assert!(

@@ -353,28 +353,11 @@ fn replay(records: &[Json]) -> Replay {
 }
 
 async fn kafka_replay(rig: &Rig) -> Replay {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/consume_all.py");
-    let output = tokio::process::Command::new("python3")
-        .arg(script)
-        .arg(rig.kafka.bootstrap())
-        .arg(format!("http://127.0.0.1:{}", rig.registry_port))
-        .arg("read_uncommitted")
-        .arg(SENTINEL.to_string())
-        .arg("3")
-        .arg("240")
-        .arg(KAFKA_TOPIC)
-        .output()
-        .await
-        .expect("run python3 (.ci/run installs confluent-kafka)");
-    assert!(
-        output.status.success(),
-        "consumer failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let records: Vec<Json> = String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("consumer prints json"))
-        .collect();
+    let registry = format!("http://127.0.0.1:{}", rig.registry_port);
+    let records = rig
+        .kafka
+        .read_until_sentinel(&registry, "read_uncommitted", SENTINEL, KAFKA_TOPIC)
+        .await;
     replay(&records)
 }
 

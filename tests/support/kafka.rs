@@ -106,20 +106,52 @@ impl ThrowawayKafka {
         topics: &[&str],
     ) -> Vec<serde_json::Value> {
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/consume_kafka.py");
-        let output = tokio::process::Command::new("python3")
+        let mut command = tokio::process::Command::new("python3");
+        command
             .arg(script)
             .arg(self.bootstrap())
             .arg(registry)
             .arg(expected.to_string())
             .arg("60")
-            .args(topics)
+            .args(topics);
+        self.consume(command).await
+    }
+
+    /// Every record of `topic` read with `isolation` (`read_committed` or
+    /// `read_uncommitted`) until the record keyed `sentinel` arrived and then 3 quiet seconds
+    /// more, so late duplicates are caught too (see `tests/python/consume_all.py`).
+    pub async fn read_until_sentinel(
+        &self,
+        registry: &str,
+        isolation: &str,
+        sentinel: i64,
+        topic: &str,
+    ) -> Vec<serde_json::Value> {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/consume_all.py");
+        let mut command = tokio::process::Command::new("python3");
+        command
+            .arg(script)
+            .arg(self.bootstrap())
+            .arg(registry)
+            .arg(isolation)
+            .arg(sentinel.to_string())
+            .arg("3")
+            .arg("240")
+            .arg(topic);
+        self.consume(command).await
+    }
+
+    /// Run a consumer script; its output is one JSON object per record.
+    async fn consume(&self, mut command: tokio::process::Command) -> Vec<serde_json::Value> {
+        let output = command
             .output()
             .await
             .expect("run python3 (.ci/run installs confluent-kafka)");
         assert!(
             output.status.success(),
-            "consumer failed: {}",
-            String::from_utf8_lossy(&output.stderr)
+            "consumer failed: {}\nbroker log:\n{}",
+            String::from_utf8_lossy(&output.stderr),
+            self.log()
         );
         String::from_utf8_lossy(&output.stdout)
             .lines()
