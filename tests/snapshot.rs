@@ -244,13 +244,19 @@ async fn run_once(
     events
 }
 
-#[tokio::test]
-async fn initial_reads_existing_rows_once_then_only_streams() {
-    let pg = support::start_postgres_with(
+/// A cluster whose `items` table holds 300 rows before anything captures it: what the
+/// snapshot-mode tests start from.
+async fn start_with_300_items() -> ThrowawayPostgres {
+    support::start_postgres_with(
         "CREATE TABLE items (id int PRIMARY KEY, v int NOT NULL);
          INSERT INTO items SELECT g, 0 FROM generate_series(1, 300) g;",
     )
-    .await;
+    .await
+}
+
+#[tokio::test]
+async fn initial_reads_existing_rows_once_then_only_streams() {
+    let pg = start_with_300_items().await;
     let state = tempfile::tempdir().unwrap();
     let first = run_once(&pg, "initial", state.path(), 301).await;
     assert_eq!(harness::ops(&first, Op::Read).len(), 300);
@@ -266,11 +272,7 @@ async fn initial_reads_existing_rows_once_then_only_streams() {
 
 #[tokio::test]
 async fn never_streams_without_reading_existing_rows() {
-    let pg = support::start_postgres_with(
-        "CREATE TABLE items (id int PRIMARY KEY, v int NOT NULL);
-         INSERT INTO items SELECT g, 0 FROM generate_series(1, 300) g;",
-    )
-    .await;
+    let pg = start_with_300_items().await;
     let state = tempfile::tempdir().unwrap();
     let events = run_once(&pg, "never", state.path(), 1).await;
     assert_eq!(harness::ops(&events, Op::Read).len(), 0);
@@ -280,11 +282,7 @@ async fn never_streams_without_reading_existing_rows() {
 
 #[tokio::test]
 async fn always_reads_existing_rows_at_every_start() {
-    let pg = support::start_postgres_with(
-        "CREATE TABLE items (id int PRIMARY KEY, v int NOT NULL);
-         INSERT INTO items SELECT g, 0 FROM generate_series(1, 300) g;",
-    )
-    .await;
+    let pg = start_with_300_items().await;
     let state = tempfile::tempdir().unwrap();
     let first = run_once(&pg, "always", state.path(), 301).await;
     assert_eq!(harness::ops(&first, Op::Read).len(), 300);
@@ -295,11 +293,7 @@ async fn always_reads_existing_rows_at_every_start() {
 
 #[tokio::test]
 async fn when_needed_reads_again_only_when_the_slot_is_gone() {
-    let pg = support::start_postgres_with(
-        "CREATE TABLE items (id int PRIMARY KEY, v int NOT NULL);
-         INSERT INTO items SELECT g, 0 FROM generate_series(1, 300) g;",
-    )
-    .await;
+    let pg = start_with_300_items().await;
     let state = tempfile::tempdir().unwrap();
     let first = run_once(&pg, "when_needed", state.path(), 301).await;
     assert_eq!(harness::ops(&first, Op::Read).len(), 300);
@@ -318,11 +312,7 @@ async fn when_needed_reads_again_only_when_the_slot_is_gone() {
 
 #[tokio::test]
 async fn initial_only_reads_existing_rows_and_stops_without_a_slot() {
-    let pg = support::start_postgres_with(
-        "CREATE TABLE items (id int PRIMARY KEY, v int NOT NULL);
-         INSERT INTO items SELECT g, 0 FROM generate_series(1, 300) g;",
-    )
-    .await;
+    let pg = start_with_300_items().await;
     let state = tempfile::tempdir().unwrap();
     let config = snapshot_config(&pg, &["public.items"], "initial_only", state.path(), 100);
     let (pipeline, handle) = harness::start(config.clone()).await;
