@@ -7,6 +7,7 @@ mod compose;
 mod daemon;
 mod delivery;
 mod demo;
+mod disk_full;
 mod envelope;
 mod evolution;
 mod harness;
@@ -21,6 +22,8 @@ mod kafka_exactly_once;
 mod kafka_metadata;
 #[cfg(feature = "sink-lake")]
 mod lake;
+#[cfg(feature = "sink-postgres")]
+mod memory;
 mod ops;
 #[cfg(all(
     feature = "sink-kafka",

@@ -1,5 +1,7 @@
 //! The source's errors, each with the class that decides whether the source reconnects.
 
+use std::path::PathBuf;
+
 use sluice_api::{ErrorClass, Lsn};
 
 /// Everything that can go wrong reading changes from PostgreSQL.
@@ -24,6 +26,15 @@ pub enum SourceError {
     /// Buffering a streamed transaction on disk failed.
     #[error("spilling a streamed transaction: {0}")]
     Spill(String),
+    /// The spill directory has no space (or quota) left. Transient: nothing past the
+    /// transaction is confirmed, so after a backoff the server streams it again, and it goes
+    /// through once space is freed.
+    #[error(
+        "the spill directory {} is full ({reason}): free space there or point [source] spill_dir \
+         at a directory with more room; the transaction is streamed again after a backoff",
+        dir.display()
+    )]
+    SpillFull { dir: PathBuf, reason: String },
     /// An ordinary (non-replication) query failed.
     #[error("postgres query failed: {0}")]
     Sql(tokio_postgres::Error),
@@ -47,10 +58,11 @@ impl From<tokio_postgres::Error> for SourceError {
 }
 
 impl SourceError {
-    /// Connection problems and server shutdowns are transient; the rest needs a person.
+    /// Connection problems, server shutdowns and a full spill directory are transient; the
+    /// rest needs a person.
     pub fn class(&self) -> ErrorClass {
         match self {
-            SourceError::Io(_) => ErrorClass::Transient,
+            SourceError::Io(_) | SourceError::SpillFull { .. } => ErrorClass::Transient,
             SourceError::Server { code, .. } => server_error_class(code),
             SourceError::Sql(e) => match e.code() {
                 Some(code) => server_error_class(code.code()),

@@ -71,6 +71,11 @@ pub async fn run(cfg: &PostgresSourceConfig, mut ctx: SourceContext) -> Result<(
     // Once a session has streamed from the slot, a later session that finds it gone must not
     // quietly create a new one: the changes in between would be skipped.
     let mut slot_expected = false;
+    // A full spill directory fails the same transaction on every try until space is freed, and
+    // streaming it again resets the connection backoff: those retries back off on their own,
+    // starting over once something was handed on since the last one.
+    let mut spill_full =
+        SpillFullRetry::new(cfg.reconnect_backoff_initial, cfg.reconnect_backoff_max);
     loop {
         let result = Session::run(
             cfg,
@@ -85,11 +90,23 @@ pub async fn run(cfg: &PostgresSourceConfig, mut ctx: SourceContext) -> Result<(
             Ok(()) => return Ok(()),
             Err(error) if error.class() == ErrorClass::Transient => {
                 batcher.discard_unsent();
-                let delay = backoff.next_delay();
-                tracing::warn!(
-                    %error, attempt = backoff.attempt(), retry_in_ms = delay.as_millis() as u64,
-                    resume_after = %batcher.sent_checkpoint(), "replication connection lost, reconnecting"
-                );
+                let resume_after = batcher.sent_checkpoint();
+                let delay = if matches!(error, SourceError::SpillFull { .. }) {
+                    let delay = spill_full.next_delay(resume_after);
+                    tracing::warn!(
+                        %error, attempt = spill_full.backoff.attempt(),
+                        retry_in_ms = delay.as_millis() as u64, %resume_after,
+                        "spill directory full, reconnecting to stream the transaction again"
+                    );
+                    delay
+                } else {
+                    let delay = backoff.next_delay();
+                    tracing::warn!(
+                        %error, attempt = backoff.attempt(), retry_in_ms = delay.as_millis() as u64,
+                        %resume_after, "replication connection lost, reconnecting"
+                    );
+                    delay
+                };
                 tokio::select! {
                     _ = tokio::time::sleep(delay) => {}
                     _ = ctx.stop.cancelled() => return Ok(()),
@@ -98,6 +115,32 @@ pub async fn run(cfg: &PostgresSourceConfig, mut ctx: SourceContext) -> Result<(
             }
             Err(error) => return Err(error),
         }
+    }
+}
+
+/// The backoff between attempts that each ended with a full spill directory.
+struct SpillFullRetry {
+    backoff: Backoff,
+    /// Where the source resumed after the last such attempt.
+    resumed_after: Option<Lsn>,
+}
+
+impl SpillFullRetry {
+    fn new(initial: Duration, max: Duration) -> Self {
+        SpillFullRetry {
+            backoff: Backoff::new(initial, max),
+            resumed_after: None,
+        }
+    }
+
+    /// The wait before the next attempt, resuming after `resume_after`: growing while the
+    /// same transaction keeps failing, from the start once the source moved on.
+    fn next_delay(&mut self, resume_after: Lsn) -> Duration {
+        if self.resumed_after != Some(resume_after) {
+            self.backoff.reset();
+            self.resumed_after = Some(resume_after);
+        }
+        self.backoff.next_delay()
     }
 }
 
@@ -522,5 +565,26 @@ async fn sleep_until_opt(deadline: Option<Instant>) {
     match deadline {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_spill_directory_that_stays_full_makes_retries_wait_longer_until_the_source_moves_on() {
+        let initial = Duration::from_millis(100);
+        let mut retry = SpillFullRetry::new(initial, Duration::from_secs(10));
+        let first = retry.next_delay(Lsn(10));
+        assert!(first <= initial, "{first:?}");
+        let second = retry.next_delay(Lsn(10));
+        let third = retry.next_delay(Lsn(10));
+        assert!(
+            second > initial && third > second,
+            "{second:?} then {third:?}"
+        );
+        let moved_on = retry.next_delay(Lsn(20));
+        assert!(moved_on <= initial, "{moved_on:?}");
     }
 }

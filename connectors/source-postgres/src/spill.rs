@@ -9,8 +9,8 @@
 //! are dropped, or when the process dies.
 
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
-use std::path::Path;
+use std::io::{BufReader, BufWriter, ErrorKind, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
 
 use sluice_api::Lsn;
 
@@ -85,14 +85,34 @@ fn parse_header(head: &[u8; RECORD_HEADER_LEN]) -> RecordHeader {
     }
 }
 
-fn spill_error(action: &str, error: std::io::Error) -> SourceError {
-    SourceError::Spill(format!("{action}: {error}"))
+/// Whether a failed write means the spill directory's file system (or the user's quota on it)
+/// has no room left: ENOSPC or EDQUOT. Freeing space cures it, so it is worth retrying.
+fn is_storage_full(error: &std::io::Error) -> bool {
+    matches!(
+        error.kind(),
+        ErrorKind::StorageFull | ErrorKind::QuotaExceeded
+    )
+}
+
+/// The error for a failed spill operation in `dir`: [`SourceError::SpillFull`] when the
+/// directory ran out of space, [`SourceError::Spill`] otherwise.
+fn spill_error(action: &str, dir: &Path, error: std::io::Error) -> SourceError {
+    if is_storage_full(&error) {
+        SourceError::SpillFull {
+            dir: dir.to_path_buf(),
+            reason: format!("{action}: {error}"),
+        }
+    } else {
+        SourceError::Spill(format!("{action} in {}: {error}", dir.display()))
+    }
 }
 
 /// One streamed transaction's records on disk, written sequentially through a buffer.
 #[derive(Debug)]
 pub struct SpillFile {
     writer: BufWriter<File>,
+    /// The directory the file lives in, named by errors.
+    dir: PathBuf,
     record_count: u64,
     byte_len: u64,
 }
@@ -100,13 +120,12 @@ pub struct SpillFile {
 impl SpillFile {
     /// A new, empty spill file in `dir`, or in the system's temporary directory.
     pub fn create(dir: Option<&Path>) -> Result<Self, SourceError> {
-        let file = match dir {
-            Some(dir) => tempfile::tempfile_in(dir),
-            None => tempfile::tempfile(),
-        }
-        .map_err(|e| spill_error("creating a spill file", e))?;
+        let dir = dir.map_or_else(std::env::temp_dir, Path::to_path_buf);
+        let file = tempfile::tempfile_in(&dir)
+            .map_err(|e| spill_error("creating a spill file", &dir, e))?;
         Ok(SpillFile {
             writer: BufWriter::with_capacity(IO_BUFFER_BYTES, file),
+            dir,
             record_count: 0,
             byte_len: 0,
         })
@@ -131,7 +150,7 @@ impl SpillFile {
     fn write(&mut self, bytes: &[u8]) -> Result<(), SourceError> {
         self.writer
             .write_all(bytes)
-            .map_err(|e| spill_error("writing a spill file", e))?;
+            .map_err(|e| spill_error("writing a spill file", &self.dir, e))?;
         self.byte_len += bytes.len() as u64;
         Ok(())
     }
@@ -148,15 +167,17 @@ impl SpillFile {
 
     /// Finish writing and read the records back from the start.
     pub fn into_reader(self) -> Result<SpillReader, SourceError> {
+        let dir = self.dir;
         let mut file = self
             .writer
             .into_inner()
-            .map_err(|e| spill_error("flushing a spill file", e.into_error()))?;
+            .map_err(|e| spill_error("flushing a spill file", &dir, e.into_error()))?;
         file.seek(SeekFrom::Start(0))
-            .map_err(|e| spill_error("rewinding a spill file", e))?;
+            .map_err(|e| spill_error("rewinding a spill file", &dir, e))?;
         Ok(SpillReader {
             reader: BufReader::with_capacity(IO_BUFFER_BYTES, file),
             remaining: self.record_count,
+            dir,
         })
     }
 }
@@ -166,6 +187,7 @@ impl SpillFile {
 pub struct SpillReader {
     reader: BufReader<File>,
     remaining: u64,
+    dir: PathBuf,
 }
 
 impl SpillReader {
@@ -181,13 +203,13 @@ impl SpillReader {
         let mut head = [0u8; RECORD_HEADER_LEN];
         self.reader
             .read_exact(&mut head)
-            .map_err(|e| spill_error("reading a spill file", e))?;
+            .map_err(|e| spill_error("reading a spill file", &self.dir, e))?;
         let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
         payload.clear();
         payload.resize(len, 0);
         self.reader
             .read_exact(payload)
-            .map_err(|e| spill_error("reading a spill file", e))?;
+            .map_err(|e| spill_error("reading a spill file", &self.dir, e))?;
         self.remaining -= 1;
         Ok(Some(parse_header(&head)))
     }
@@ -263,8 +285,73 @@ mod tests {
     }
 
     #[test]
-    fn a_missing_spill_directory_is_a_spill_error() {
+    fn a_missing_spill_directory_is_a_fatal_spill_error() {
         let err = SpillFile::create(Some(Path::new("/nonexistent/sluice-spill"))).unwrap_err();
         assert!(matches!(err, SourceError::Spill(_)), "{err}");
+        assert_eq!(err.class(), sluice_api::ErrorClass::Fatal, "{err}");
+        assert!(
+            err.to_string().contains("/nonexistent/sluice-spill"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn no_space_and_no_quota_left_are_transient_errors_naming_the_directory_and_the_fix() {
+        let dir = Path::new("/var/spool/sluice");
+        let causes = [
+            std::io::Error::from(ErrorKind::StorageFull),
+            std::io::Error::from(ErrorKind::QuotaExceeded),
+            // ENOSPC and EDQUOT as the kernel reports them.
+            std::io::Error::from_raw_os_error(28),
+            std::io::Error::from_raw_os_error(122),
+        ];
+        for cause in causes {
+            let shown = cause.to_string();
+            let err = spill_error("writing a spill file", dir, cause);
+            assert!(matches!(err, SourceError::SpillFull { .. }), "{err}");
+            assert_eq!(err.class(), sluice_api::ErrorClass::Transient, "{err}");
+            let message = err.to_string();
+            for part in [
+                "spill directory /var/spool/sluice is full",
+                "free space",
+                "[source] spill_dir",
+                &shown,
+            ] {
+                assert!(message.contains(part), "{message:?} lacks {part:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn other_spill_failures_stay_fatal() {
+        for kind in [
+            ErrorKind::PermissionDenied,
+            ErrorKind::UnexpectedEof,
+            ErrorKind::Other,
+        ] {
+            let err = spill_error("reading a spill file", Path::new("/tmp"), kind.into());
+            assert!(matches!(err, SourceError::Spill(_)), "{err}");
+            assert_eq!(err.class(), sluice_api::ErrorClass::Fatal, "{err}");
+        }
+    }
+
+    #[test]
+    fn a_write_the_kernel_refuses_for_lack_of_space_is_a_spill_full_error() {
+        // /dev/full fails every write with ENOSPC: a real full device.
+        let device = File::options().write(true).open("/dev/full").unwrap();
+        let mut file = SpillFile {
+            writer: BufWriter::with_capacity(IO_BUFFER_BYTES, device),
+            dir: PathBuf::from("/dev"),
+            record_count: 0,
+            byte_len: 0,
+        };
+        // Larger than the write buffer, so the write reaches the device.
+        let err = file
+            .append(header(1, 1), &[7; 2 * IO_BUFFER_BYTES])
+            .unwrap_err();
+        assert!(
+            matches!(&err, SourceError::SpillFull { dir, .. } if dir == Path::new("/dev")),
+            "{err}"
+        );
     }
 }

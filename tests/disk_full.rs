@@ -1,0 +1,202 @@
+//! A full spill directory: a streamed transaction larger than the disk the daemon spills it to.
+//! The daemon says which directory is full and what to do, confirms nothing past the
+//! transaction, retries by itself with its backoff, and once space is freed delivers every row,
+//! in order, without repeats.
+//!
+//! The small disk is a tmpfs mounted for the test, which needs root (or `sudo -n`): without
+//! either the test fails saying so, rather than passing without having tried.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use crate::daemon::{file_sink_config, read_events};
+use crate::harness::{self, SLOT};
+use crate::support::{self, SluiceProcess, ThrowawayOptions, ThrowawayPostgres, DEFAULT_DATABASE};
+
+const WAIT: Duration = Duration::from_secs(180);
+/// The spill disk while it is full: far smaller than the transaction's spill file.
+const SMALL_DISK: &str = "4m";
+/// The spill disk once space is freed.
+const LARGE_DISK: &str = "512m";
+/// Rows of the big transaction: about 10 MB of pgoutput records once spilled.
+const ROWS: i64 = 200_000;
+
+/// A tmpfs mounted on a fresh directory; unmounted on drop.
+struct Tmpfs {
+    dir: tempfile::TempDir,
+}
+
+/// `program args` as root: directly when the test runs as root, else through `sudo -n`.
+fn as_root(program: &str, args: &[&str]) -> Result<(), String> {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    let mut command = if root {
+        Command::new(program)
+    } else {
+        let mut sudo = Command::new("sudo");
+        sudo.args(["-n", program]);
+        sudo
+    };
+    let output = command
+        .args(args)
+        .output()
+        .map_err(|e| format!("{program}: {e}"))?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{program} {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stderr).trim()
+        ))
+    }
+}
+
+impl Tmpfs {
+    fn mount(size: &str) -> Tmpfs {
+        let dir = tempfile::Builder::new()
+            .prefix("sluice-spill-")
+            .tempdir()
+            .expect("mount point");
+        let path = dir.path().to_str().expect("utf-8 temp path").to_owned();
+        let options = format!("size={size}");
+        if let Err(error) = as_root("mount", &["-t", "tmpfs", "-o", &options, "tmpfs", &path]) {
+            panic!(
+                "this test needs root (or passwordless sudo) to mount a small tmpfs as the \
+                 spill directory; run the tests as root as CI does. mount failed: {error}"
+            );
+        }
+        Tmpfs { dir }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Grow (or shrink) the file system in place; its files stay.
+    fn resize(&self, size: &str) {
+        let options = format!("remount,size={size}");
+        let path = self.path().to_str().expect("utf-8 temp path");
+        as_root("mount", &["-o", &options, path]).expect("resize the tmpfs");
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        // Lazy: a daemon still holding a spill file cannot keep the mount alive.
+        let path = self.path().to_str().unwrap_or_default().to_owned();
+        if let Err(error) = as_root("umount", &["-l", &path]) {
+            eprintln!("unmounting the test tmpfs at {path}: {error}");
+        }
+    }
+}
+
+/// How many times the daemon's log reports the full spill directory.
+fn spill_full_reports(daemon: &SluiceProcess) -> usize {
+    daemon
+        .stderr()
+        .lines()
+        .filter(|l| l.contains("spill directory full"))
+        .count()
+}
+
+#[tokio::test]
+async fn a_full_spill_directory_is_reported_retried_and_recovers_by_itself_once_space_is_freed() {
+    let spill = Tmpfs::mount(SMALL_DISK);
+    // A small decoding work memory makes the server stream the transaction in chunks.
+    let options = ThrowawayOptions {
+        extra_conf: vec!["logical_decoding_work_mem = '1MB'".into()],
+        ..ThrowawayOptions::default()
+    };
+    let pg = ThrowawayPostgres::start(options).await.unwrap();
+    pg.execute("CREATE TABLE items (id int PRIMARY KEY, pad text)")
+        .await
+        .unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let events = out.path().join("events.jsonl");
+    let extra = format!(
+        "stream_buffer_bytes = {}\nspill_dir = {:?}",
+        1 << 20,
+        spill.path().display().to_string()
+    );
+    let config = support::write_config(&file_sink_config(&pg, &events, &extra));
+    let mut daemon =
+        SluiceProcess::spawn(&["run", "--config", config.path().to_str().unwrap()], &[]);
+    harness::wait_streaming(&pg).await;
+    let client = pg.client(DEFAULT_DATABASE).await.unwrap();
+    client
+        .batch_execute("INSERT INTO items VALUES (0, 'before')")
+        .await
+        .unwrap();
+    let before = support::current_wal_lsn(&client).await;
+    support::wait_slot_confirmed(&client, SLOT, before, "the first row is confirmed", WAIT).await;
+
+    client
+        .batch_execute(&format!(
+            "INSERT INTO items SELECT g, 'row ' || g FROM generate_series(1, {ROWS}) g"
+        ))
+        .await
+        .unwrap();
+    let big = support::current_wal_lsn(&client).await;
+    support::wait_until(
+        "the daemon reports the full spill directory twice (it retries by itself)",
+        WAIT,
+        || async { spill_full_reports(&daemon) >= 2 },
+    )
+    .await;
+    let log = daemon.stderr();
+    let report = log
+        .lines()
+        .find(|l| l.contains("spill directory full"))
+        .unwrap();
+    let dir = spill.path().display().to_string();
+    for part in [dir.as_str(), "is full", "free space", "[source] spill_dir"] {
+        assert!(report.contains(part), "the report names {part:?}: {report}");
+    }
+    assert!(!log.contains("panicked"), "no panic:\n{log}");
+    assert!(
+        daemon.peak_rss_kib().is_some(),
+        "the daemon keeps running:\n{log}"
+    );
+    let confirmed = support::slot_confirmed_flush_lsn(&client, SLOT)
+        .await
+        .unwrap();
+    assert!(
+        confirmed < big,
+        "nothing past the transaction is confirmed while it cannot spill: {confirmed} >= {big}"
+    );
+    let ids: Vec<i64> = read_events(&events).iter().map(|(id, _)| *id).collect();
+    assert_eq!(ids, [0], "no row of the transaction is delivered yet");
+
+    spill.resize(LARGE_DISK);
+    client
+        .batch_execute(&format!("INSERT INTO items VALUES ({}, 'after')", ROWS + 1))
+        .await
+        .unwrap();
+    let end = support::current_wal_lsn(&client).await;
+    support::wait_slot_confirmed(
+        &client,
+        SLOT,
+        end,
+        "the daemon recovers by itself and confirms everything once space is freed",
+        WAIT,
+    )
+    .await;
+    daemon.terminate();
+    let status = daemon.wait_exit(Duration::from_secs(60)).await;
+    let log = daemon.stderr();
+    assert!(status.success(), "{log}");
+    assert!(!log.contains("panicked"), "no panic:\n{log}");
+    let ids: Vec<i64> = read_events(&events).iter().map(|(id, _)| *id).collect();
+    let expected: Vec<i64> = (0..=ROWS + 1).collect();
+    assert!(
+        ids == expected,
+        "every row once, in order: {} rows delivered, first differences at {:?}",
+        ids.len(),
+        ids.iter()
+            .zip(&expected)
+            .position(|(a, b)| a != b)
+            .map(|i| &ids[i..(i + 3).min(ids.len())])
+    );
+}
