@@ -186,29 +186,39 @@ async fn a_killed_daemon_restarts_and_repeats_only_unacknowledged_changes() {
     }
 }
 
+/// A cluster whose server streams transactions in chunks (1 MB of decoding memory), with
+/// `items (id int PRIMARY KEY, pad text)`.
+pub(crate) async fn start_streaming_items() -> ThrowawayPostgres {
+    support::start_streaming_postgres("1MB", "CREATE TABLE items (id int PRIMARY KEY, pad text)")
+        .await
+}
+
+/// A streaming daemon writing to the file sink `events`, with `stream_buffer_bytes` of memory
+/// for streamed transactions and `spill_dir` beyond it. The config lives as long as the daemon.
+pub(crate) async fn spawn_spilling_daemon(
+    pg: &ThrowawayPostgres,
+    events: &std::path::Path,
+    stream_buffer_bytes: u64,
+    spill_dir: &std::path::Path,
+) -> (SluiceProcess, support::ConfigFile) {
+    let extra = format!(
+        "stream_buffer_bytes = {stream_buffer_bytes}\nspill_dir = {:?}",
+        spill_dir.display().to_string()
+    );
+    let config = support::write_config(&file_sink_config(pg, events, &extra));
+    let daemon = SluiceProcess::spawn(&["run", "--config", config.path().to_str().unwrap()], &[]);
+    harness::wait_streaming(pg).await;
+    (daemon, config)
+}
+
 #[tokio::test]
 async fn a_million_row_transaction_streams_through_with_memory_bounded_by_the_budget() {
-    // A small decoding work memory makes the server stream the transaction in chunks.
-    let options = ThrowawayOptions {
-        extra_conf: vec!["logical_decoding_work_mem = '1MB'".into()],
-        ..ThrowawayOptions::default()
-    };
-    let pg = ThrowawayPostgres::start(options).await.unwrap();
-    pg.execute("CREATE TABLE items (id int PRIMARY KEY, pad text)")
-        .await
-        .unwrap();
+    let pg = start_streaming_items().await;
     let dir = tempfile::tempdir().unwrap();
     let events = dir.path().join("events.jsonl");
     let budget_mib = 8;
-    let extra = format!(
-        "stream_buffer_bytes = {}\nspill_dir = {:?}",
-        budget_mib << 20,
-        dir.path().display().to_string()
-    );
-    let config = support::write_config(&file_sink_config(&pg, &events, &extra));
-    let mut daemon =
-        SluiceProcess::spawn(&["run", "--config", config.path().to_str().unwrap()], &[]);
-    harness::wait_streaming(&pg).await;
+    let (mut daemon, _config) =
+        spawn_spilling_daemon(&pg, &events, budget_mib << 20, dir.path()).await;
     let client = pg.client(DEFAULT_DATABASE).await.unwrap();
     client
         .batch_execute("INSERT INTO items SELECT g, 'row ' || g FROM generate_series(1, 1000000) g")

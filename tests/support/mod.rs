@@ -9,7 +9,6 @@
 pub mod clickhouse;
 pub mod kafka;
 pub mod proxy;
-#[cfg(feature = "sink-lake")]
 pub mod s3;
 #[cfg(feature = "sink-search")]
 pub mod search;
@@ -52,6 +51,40 @@ pub async fn start_postgres_with(sql: &str) -> ThrowawayPostgres {
         .await
         .unwrap_or_else(|e| panic!("{sql}: {e}"));
     pg
+}
+
+/// Start a throwaway cluster whose server streams a transaction in chunks once it holds more
+/// than `work_mem` of decoding memory (`logical_decoding_work_mem`), and run `sql` in it.
+pub async fn start_streaming_postgres(work_mem: &str, sql: &str) -> ThrowawayPostgres {
+    let options = ThrowawayOptions {
+        extra_conf: vec![format!("logical_decoding_work_mem = '{work_mem}'")],
+        ..ThrowawayOptions::default()
+    };
+    let pg = ThrowawayPostgres::start(options)
+        .await
+        .expect("start a throwaway postgres");
+    pg.execute(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    pg
+}
+
+/// Run `sql`, then wait until `slot` confirmed everything committed so far; returns that
+/// position. Panics naming `what` after `timeout`.
+pub async fn execute_and_wait_confirmed(
+    client: &Client,
+    slot: &str,
+    sql: &str,
+    what: &str,
+    timeout: Duration,
+) -> Lsn {
+    client
+        .batch_execute(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let end = current_wal_lsn(client).await;
+    wait_slot_confirmed(client, slot, end, what, timeout).await;
+    end
 }
 
 /// Poll `condition` every ~20 ms until it returns true; panic naming `what` after `timeout`.

@@ -1,6 +1,7 @@
-//! A throwaway S3-compatible server for the lake sink's tests: moto's server mode
-//! (`pip install "moto[server]"`) on a free loopback port, any key and secret, region
-//! us-east-1, path-style addressing; ready once it answers over HTTP, killed on drop.
+//! A throwaway S3-compatible server for the lake sink's tests and the persistent Kafka broker:
+//! moto's server mode (`pip install "moto[server]"`) on a free loopback port, any key and
+//! secret, region us-east-1, path-style addressing; ready once it answers over HTTP, killed on
+//! drop.
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
