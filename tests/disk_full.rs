@@ -31,23 +31,25 @@ struct Tmpfs {
 fn as_root(program: &str, args: &[&str]) -> Result<(), String> {
     // SAFETY: geteuid has no preconditions and cannot fail.
     let root = unsafe { libc::geteuid() } == 0;
-    let mut command = if root {
-        Command::new(program)
+    let (mut command, shown) = if root {
+        (
+            Command::new(program),
+            format!("{program} {}", args.join(" ")),
+        )
     } else {
         let mut sudo = Command::new("sudo");
         sudo.args(["-n", program]);
-        sudo
+        (sudo, format!("sudo -n {program} {}", args.join(" ")))
     };
     let output = command
         .args(args)
         .output()
-        .map_err(|e| format!("{program}: {e}"))?;
+        .map_err(|e| format!("{shown}: {e}"))?;
     if output.status.success() {
         Ok(())
     } else {
         Err(format!(
-            "{program} {}: {}",
-            args.join(" "),
+            "{shown}: {}",
             String::from_utf8_lossy(&output.stderr).trim()
         ))
     }
