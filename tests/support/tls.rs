@@ -1,7 +1,8 @@
 //! TLS material and a TLS front for the tests that check sinks over TLS.
 //!
 //! [`TestCertificates`] makes, with the `openssl` CLI, a self-signed CA, a server certificate for
-//! `127.0.0.1` signed by it, and an unrelated second CA (the wrong one to trust).
+//! `127.0.0.1` signed by it, and an unrelated second CA (the wrong one to trust);
+//! [`make_self_signed`] makes one self-signed certificate (the PostgreSQL TLS tests use it).
 //!
 //! [`TlsFront`] is a test fixture that adds TLS in front of a real server that speaks only
 //! plain TCP (osmem-server; tansu, whose own TLS cannot be switched on from its command line):
@@ -69,23 +70,12 @@ impl TestCertificates {
 
     /// A self-signed CA certificate `NAME.crt` with its key `NAME.key`.
     fn make_ca(&self, name: &str, common_name: &str) {
-        let key = self.path(&format!("{name}.key"));
-        let certificate = self.path(&format!("{name}.crt"));
-        openssl(&[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
+        make_self_signed(
+            &self.path(&format!("{name}.key")),
+            &self.path(&format!("{name}.crt")),
             &format!("/CN={common_name}"),
-            "-keyout",
-            path_arg(&key),
-            "-out",
-            path_arg(&certificate),
-        ]);
+            &[],
+        );
     }
 
     fn path(&self, file: &str) -> PathBuf {
@@ -115,6 +105,18 @@ impl TestCertificates {
 
 fn path_arg(path: &Path) -> &str {
     path.to_str().expect("temporary paths are UTF-8")
+}
+
+/// A self-signed certificate `certificate` for `subject` (e.g. `/CN=127.0.0.1`) with a new
+/// unencrypted key `key` (RSA 2048, valid one day); `extra` adds `openssl req` options such as
+/// `-addext subjectAltName=IP:127.0.0.1`.
+pub fn make_self_signed(key: &Path, certificate: &Path, subject: &str, extra: &[&str]) {
+    let mut args = vec![
+        "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", subject,
+    ];
+    args.extend_from_slice(extra);
+    args.extend(["-keyout", path_arg(key), "-out", path_arg(certificate)]);
+    openssl(&args);
 }
 
 /// Run `openssl ARGS`; panic with its output when it fails.
