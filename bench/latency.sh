@@ -22,16 +22,16 @@
 #   RESULT name=latency sink=SINK step=1000|10000|max target_per_s=... achieved_per_s=...
 #          p50_ms=... p99_ms=... batches=... drain_s=... kept_up=1|0 peak_rss_mib=... cpu_s=...
 #
-# Environment: SINK=memory (or kafka, search, postgres)  RATES="1000 10000"  LAT_SECONDS=10
-#   LAT_COMMITS_PER_S=100  LAT_BATCH_WAIT_MS=5  MAX_FROM=""  MAX_FRACTIONS="0.8 0.6 0.4"
-#   KEEP_UP_S=1  PGBIN=<pg_config --bindir | newest /usr/lib/postgresql/*/bin>
+# Environment: SINK=memory (or kafka, search, postgres)  RATES="1000 10000" ("": none)
+#   LAT_SECONDS=10  LAT_COMMITS_PER_S=100  LAT_BATCH_WAIT_MS=5  MAX_FROM=""
+#   MAX_FRACTIONS="0.8 0.6 0.4"  KEEP_UP_S=1  PGBIN=<pg_config --bindir | newest /usr/lib/postgresql/*/bin>
 #   SLUICE_BIN=<built here with cargo build --release and the SINK's feature>  TIMEOUT_S=1800
 #   RUN_AS=postgres (OS user for the server when run as root)
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 SINK=${SINK:-memory}
-RATES=${RATES:-1000 10000}
+RATES=${RATES-1000 10000}
 LAT_SECONDS=${LAT_SECONDS:-10}
 LAT_COMMITS_PER_S=${LAT_COMMITS_PER_S:-100}
 MAX_FROM=${MAX_FROM:-}
