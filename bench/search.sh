@@ -13,8 +13,11 @@
 #             PostgreSQL's row_to_json prints them, indexed twice with rising external
 #             versions, then the N/10 deletes; MAX_BULK actions per request) over one
 #             keep-alive connection into a fresh index; only the posting is timed.
+#   pg_recvlogical: on a second slot, --start --endpos=END -f /dev/null, timed: the source's
+#             own rate for the same WAL, for the benchmark report.
 # Ends with: RESULT name=search documents=... sluice_docs_per_s=... baseline_docs_per_s=...
-#            ratio=... peak_rss_mib=...
+#            ratio=... peak_rss_mib=... cpu_s=... recvlogical_changes_per_s=...
+#            recvlogical_ratio=...
 #
 # Environment: N=20000  BATCH=1000  MAX_BULK=1000  PGBIN=<pg_config --bindir | newest
 #   /usr/lib/postgresql/*/bin>  SLUICE_BIN=<built here: cargo build --release --features
@@ -26,21 +29,17 @@ set -euo pipefail
 bench_sizes 20000
 MAX_BULK=${MAX_BULK:-1000}
 ACTIONS=$CHANGES
-DB=bench PUB=bench_pub SLUICE_SLOT=sluice_bench
+DB=bench PUB=bench_pub SLUICE_SLOT=sluice_bench BASE_SLOT=recvlogical_bench
 
-bench_find_pgbin initdb pg_ctl psql
+bench_find_pgbin initdb pg_ctl pg_recvlogical psql
 bench_find_sluice sink-search
-if [[ -z ${OSMEM_BIN:-} ]]; then
-    OSMEM_BIN=$(python3 -c 'import osmem_server; print(osmem_server.resolve_binary())') \
-        || die "osmem-server missing: python3 -m pip install osmem-server"
-fi
-bench_cleanup_extra() { [[ -n ${OSMEM_PID:-} ]] && kill "$OSMEM_PID" 2>/dev/null; }
 bench_cluster_start sluice-bench 55432
 bench_create_databases "$DB"
 
 # ---------------------------------------------------------------- schema and workload
 bench_schema
 sql "SELECT pg_create_logical_replication_slot('$SLUICE_SLOT', 'pgoutput')" >/dev/null
+sql "SELECT pg_create_logical_replication_slot('$BASE_SLOT', 'pgoutput')" >/dev/null
 rows_json() {  # the table's rows as `id<TAB>json`, for the baseline's prepared bodies
     "$PGBIN/psql" -X -q -At -d "$CONN" \
         -c "COPY (SELECT id, row_to_json(b) FROM bench b ORDER BY id) TO STDOUT" >"$1"
@@ -53,14 +52,11 @@ bench_workload_step() {  # after the inserts and after the updates: the rows as 
 }
 bench_workload
 log "workload done in $WORKLOAD_S s up to $END"
+bench_recvlogical_baseline "$BASE_SLOT"
+RECV_CPS=$BASE_CPS
 
 # ---------------------------------------------------------------- search server
-SPORT=$(free_port $((PORT + 1000)))
-"$OSMEM_BIN" -addr "127.0.0.1:$SPORT" -no-stdin-watch >"$WORKDIR/osmem.log" 2>&1 &
-OSMEM_PID=$!
-SURL=http://127.0.0.1:$SPORT
-for _ in $(seq 1 200); do curl -sf "$SURL/" >/dev/null && break; sleep 0.05; done
-curl -sf "$SURL/" >/dev/null || die "osmem-server did not start"
+bench_osmem_start
 
 # ---------------------------------------------------------------- sluice with a search sink
 cat >"$WORKDIR/sluice.toml" <<TOML
@@ -84,6 +80,8 @@ t1=$EPOCHREALTIME
 stop_sluice sluice
 SLUICE_S=$(elapsed "$t0" "$t1")
 SLUICE_DPS=$(rate "$ACTIONS" "$SLUICE_S")
+SLUICE_CPU_S=$CPU_S
+RECV_RATIO=$(awk -v a="$SLUICE_DPS" -v b="$RECV_CPS" 'BEGIN{printf "%.2f", a / b}')
 curl -sf -XPOST "$SURL/bench.public.bench/_refresh" >/dev/null
 INDEXED=$(curl -sf "$SURL/bench.public.bench/_count" | python3 -c 'import json, sys; print(json.load(sys.stdin)["count"])')
 [[ $INDEXED == $((N - NDEL)) ]] || die "the index holds $INDEXED documents, the table $((N - NDEL))"
@@ -136,6 +134,7 @@ RATIO=$(awk -v a="$SLUICE_DPS" -v b="$BASE_DPS" 'BEGIN{printf "%.2f", a / b}')
 echo
 echo "=== search: $ACTIONS bulk actions ($N inserts, $N updates, $NDEL deletes; $BATCH rows/txn; $MAX_BULK actions/request) ==="
 printf '%-36s %10s %12s %14s\n' loader wall_s docs_per_s peak_rss_MiB
+printf '%-36s %10s %12s %14s\n' "pg_recvlogical (/dev/null, changes)" "-" "$RECV_CPS" -
 printf '%-36s %10s %12s %14s\n' "direct _bulk (python, prepared)" "$BASE_S" "$BASE_DPS" -
 printf '%-36s %10s %12s %14s\n' "sluice (postgres -> search sink)" "$SLUICE_S" "$SLUICE_DPS" "$PEAK_MIB"
-echo "RESULT name=search documents=$ACTIONS sluice_docs_per_s=$SLUICE_DPS baseline_docs_per_s=$BASE_DPS ratio=$RATIO peak_rss_mib=$PEAK_MIB"
+echo "RESULT name=search documents=$ACTIONS sluice_docs_per_s=$SLUICE_DPS baseline_docs_per_s=$BASE_DPS ratio=$RATIO peak_rss_mib=$PEAK_MIB cpu_s=$SLUICE_CPU_S recvlogical_changes_per_s=$RECV_CPS recvlogical_ratio=$RECV_RATIO"

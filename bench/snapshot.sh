@@ -5,27 +5,33 @@
 # A throwaway cluster gets a table of N rows (the columns of throughput.sh's workload). Then:
 #   baseline: psql -c "COPY (SELECT * FROM bench) TO STDOUT" >/dev/null, timed (after one
 #             untimed run that warms the cache for both readers);
-#   sluice:   `sluice run` with snapshot_mode = "initial_only" and a null sink (type="memory",
-#             retain=false), timed from start until it exits by itself once every chunk is
-#             acknowledged; its peak RSS (VmHWM) is sampled while it runs.
+#   sluice:   `sluice run` with snapshot_mode = "initial_only" and the sink SINK (default a
+#             null sink: type="memory", retain=false), timed from start until it exits by
+#             itself once every chunk is acknowledged; its peak RSS (VmHWM) is sampled while it
+#             runs.
 # Ends with: RESULT name=snapshot rows=... sluice_rows_per_s=... baseline_rows_per_s=...
-#            ratio=... peak_rss_mib=...
+#            ratio=... peak_rss_mib=... sink=...
 #
-# Environment: N=5000000  CHUNK_ROWS=50000  THREADS=2  PGBIN=<pg_config --bindir | newest
-#   /usr/lib/postgresql/*/bin>  SLUICE_BIN=<built here with cargo build --release>
-#   TIMEOUT_S=1800  RUN_AS=postgres (OS user for the server when run as root)
+# Environment: N=5000000  CHUNK_ROWS=50000  THREADS=2  SINK=memory (or kafka: a tansu broker
+#   and the embedded registry; search: an osmem server; postgres: database wh of this cluster)
+#   PGBIN=<pg_config --bindir | newest /usr/lib/postgresql/*/bin>  SLUICE_BIN=<built here with
+#   cargo build --release and the SINK's feature>  TIMEOUT_S=1800  RUN_AS=postgres (OS user for
+#   the server when run as root)
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 N=${N:-5000000}
 CHUNK_ROWS=${CHUNK_ROWS:-50000}
 THREADS=${THREADS:-2}
+SINK=${SINK:-memory}
 DB=bench SLUICE_SLOT=sluice_snapshot_bench
 
 bench_find_pgbin initdb pg_ctl psql
-bench_find_sluice ""
+case $SINK in memory) FEATURE="" ;; *) FEATURE=sink-$SINK ;; esac
+bench_find_sluice "$FEATURE"
 bench_cluster_start sluice-bench 55432
 bench_create_databases "$DB"
+bench_sink_start "$SINK"
 
 # ---------------------------------------------------------------- the table
 sql "CREATE TABLE bench ($BENCH_COLUMNS
@@ -64,12 +70,9 @@ snapshot_chunk_rows = $CHUNK_ROWS
 snapshot_max_threads = $THREADS
 state_dir = "$WORKDIR/state"
 
-[[sink]]
-name = "null"
-type = "memory"
-retain = false
+$SINK_TOML
 EOF
-log "sluice: snapshot of $N rows, chunks of $CHUNK_ROWS, $THREADS threads"
+log "sluice: snapshot of $N rows into the $SINK sink, chunks of $CHUNK_ROWS, $THREADS threads"
 HWM_KIB=0
 t0=$EPOCHREALTIME
 start_sluice sluice
@@ -93,8 +96,8 @@ PEAK_MIB=$(awk -v k="$HWM_KIB" 'BEGIN{printf "%.1f", k / 1024}')
 
 # ---------------------------------------------------------------- report
 echo
-echo "=== snapshot: $N rows ($TABLE_MB MB), chunks of $CHUNK_ROWS rows, $THREADS threads ==="
+echo "=== snapshot: $N rows ($TABLE_MB MB) into the $SINK sink, chunks of $CHUNK_ROWS rows, $THREADS threads ==="
 printf '%-34s %10s %12s %14s\n' reader wall_s rows_per_s peak_rss_MiB
 printf '%-34s %10s %12s %14s\n' "COPY ... TO STDOUT (psql)" "$BASE_S" "$BASE_RPS" -
-printf '%-34s %10s %12s %14s\n' "sluice snapshot (null sink)" "$SLUICE_S" "$SLUICE_RPS" "$PEAK_MIB"
-echo "RESULT name=snapshot rows=$N sluice_rows_per_s=$SLUICE_RPS baseline_rows_per_s=$BASE_RPS ratio=$RATIO peak_rss_mib=$PEAK_MIB"
+printf '%-34s %10s %12s %14s\n' "sluice snapshot ($SINK sink)" "$SLUICE_S" "$SLUICE_RPS" "$PEAK_MIB"
+echo "RESULT name=snapshot rows=$N sluice_rows_per_s=$SLUICE_RPS baseline_rows_per_s=$BASE_RPS ratio=$RATIO peak_rss_mib=$PEAK_MIB sink=$SINK"

@@ -9,7 +9,8 @@
 #             timed from start until the slot's confirmed_flush_lsn reaches END; its peak RSS
 #             (VmHWM) is read just before SIGTERM.
 # Ends with: RESULT name=pg_throughput changes=... sluice_changes_per_s=...
-#            baseline_changes_per_s=... ratio=... peak_rss_mib=...
+#            baseline_changes_per_s=... ratio=... peak_rss_mib=... cpu_s=... (sluice's user +
+#            system CPU seconds, read just before SIGTERM)
 #
 # Environment: N=1000000  BATCH=1000  PGBIN=<pg_config --bindir | newest /usr/lib/postgresql/*/bin>
 #   SLUICE_BIN=<built here with cargo build --release>  SKIP_SLUICE=0 (1: baseline only)
@@ -67,4 +68,4 @@ echo "=== $RESULT_NAME: $CHANGES changes ($N inserts, $N updates, $NDEL deletes;
 printf '%-28s %10s %14s %10s %14s\n' consumer wall_s changes_per_s cpu_s peak_rss_MiB
 printf '%-28s %10s %14s %10s %14s\n' "pg_recvlogical (/dev/null)" "$BASE_S" "$BASE_CPS" - -
 printf '%-28s %10s %14s %10s %14s\n' "sluice (null sink)" "$SLUICE_S" "$SLUICE_CPS" "$SLUICE_CPU_S" "$PEAK_MIB"
-echo "RESULT name=$RESULT_NAME changes=$CHANGES sluice_changes_per_s=$SLUICE_CPS baseline_changes_per_s=$BASE_CPS ratio=$RATIO peak_rss_mib=$PEAK_MIB"
+echo "RESULT name=$RESULT_NAME changes=$CHANGES sluice_changes_per_s=$SLUICE_CPS baseline_changes_per_s=$BASE_CPS ratio=$RATIO peak_rss_mib=$PEAK_MIB cpu_s=$SLUICE_CPU_S"

@@ -12,8 +12,12 @@
 #   baseline: the target's own load of CHANGES rows of the same shape from a prepared file
 #             (postgres: COPY FROM; clickhouse: INSERT ... FORMAT JSONEachRow over HTTP with curl)
 #             into a fresh table shaped like the sink's.
+#   pg_recvlogical: on one more slot, --start --endpos=END -f /dev/null, timed once: the
+#             source's own rate for the same WAL, for the benchmark report.
 # Ends with: RESULT name=warehouse-postgres changes=... sluice_rows_per_s=...
-#              baseline_rows_per_s=... ratio=...   (and the same for warehouse-clickhouse)
+#              baseline_rows_per_s=... ratio=... peak_rss_mib=... cpu_s=...
+#              recvlogical_changes_per_s=... recvlogical_ratio=...
+#            (and the same for warehouse-clickhouse)
 #
 # Environment: N=100000  BATCH=1000  PGBIN=<newest /usr/lib/postgresql/*/bin>
 #   SLUICE_BIN=<built here with cargo build --release --features sink-postgres,sink-clickhouse>
@@ -27,10 +31,10 @@ TARGETS=${TARGETS:-postgres clickhouse}
 # Events per batch handed to a sink: each batch is one PostgreSQL transaction and at least one
 # ClickHouse insert (one part), so warehouse targets like larger batches than the default 4096.
 MAX_BATCH_EVENTS=${MAX_BATCH_EVENTS:-4096}
-DB=bench PUB=bench_pub
+DB=bench PUB=bench_pub BASE_SLOT=recvlogical_bench
 
 PGBIN=${PGBIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)}
-bench_find_pgbin initdb pg_ctl psql
+bench_find_pgbin initdb pg_ctl pg_recvlogical psql
 [[ " $TARGETS " == *" clickhouse "* ]] && { command -v clickhouse-server >/dev/null && command -v curl >/dev/null \
     || die "clickhouse-server and curl are needed (apt-get install -y clickhouse-server curl)"; }
 bench_find_sluice sink-kafka,sink-postgres,sink-clickhouse
@@ -70,9 +74,12 @@ sql "CREATE FUNCTION bench_row(g bigint) RETURNS bench LANGUAGE sql AS \$\$
 for target in $TARGETS; do
     sql "SELECT pg_create_logical_replication_slot('sluice_$target', 'pgoutput')" >/dev/null
 done
+sql "SELECT pg_create_logical_replication_slot('$BASE_SLOT', 'pgoutput')" >/dev/null
 bench_workload
+bench_recvlogical_baseline "$BASE_SLOT"
 
 # ---------------------------------------------------------------- sluice, one target at a time
+declare -A RESULT_S RESULT_BASE RESULT_MIB RESULT_CPU
 bench_poller_start
 run_sluice() {  # run_sluice TARGET SINK_TOML -> sets SLUICE_S
     local target=$1 slot=sluice_$1
@@ -94,9 +101,9 @@ EOF
     local t1=$EPOCHREALTIME
     stop_sluice "$target"
     SLUICE_S=$(elapsed "$t0" "$t1")
+    RESULT_MIB[$target]=$PEAK_MIB RESULT_CPU[$target]=$CPU_S
 }
 
-declare -A RESULT_S RESULT_BASE
 if [[ " $TARGETS " == *" postgres "* ]]; then
     run_sluice postgres "type = \"postgres\"
 connection = \"postgres://postgres@127.0.0.1:$PORT/wh?sslmode=disable\""
@@ -142,5 +149,5 @@ for target in $TARGETS; do
 done
 for target in $TARGETS; do
     s=${RESULT_S[$target]} b=${RESULT_BASE[$target]}
-    echo "RESULT name=warehouse-$target changes=$CHANGES sluice_rows_per_s=$(rate "$CHANGES" "$s") baseline_rows_per_s=$(rate "$CHANGES" "$b") ratio=$(awk -v s="$s" -v b="$b" 'BEGIN{printf "%.2f", b / s}') max_batch_events=$MAX_BATCH_EVENTS"
+    echo "RESULT name=warehouse-$target changes=$CHANGES sluice_rows_per_s=$(rate "$CHANGES" "$s") baseline_rows_per_s=$(rate "$CHANGES" "$b") ratio=$(awk -v s="$s" -v b="$b" 'BEGIN{printf "%.2f", b / s}') max_batch_events=$MAX_BATCH_EVENTS peak_rss_mib=${RESULT_MIB[$target]} cpu_s=${RESULT_CPU[$target]} recvlogical_changes_per_s=$BASE_CPS recvlogical_ratio=$(awk -v s="$s" -v b="$BASE_S" 'BEGIN{printf "%.2f", b / s}')"
 done

@@ -126,29 +126,11 @@ async fn a_wrong_password_stops_the_pipeline_without_showing_the_password() {
 
 /// A self-signed certificate for 127.0.0.1, readable by the server's OS user.
 pub(crate) fn make_certificate(dir: &Path) {
-    let status = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=127.0.0.1",
-        ])
-        .args(["-addext", "subjectAltName=IP:127.0.0.1"])
-        .arg("-keyout")
-        .arg(dir.join("server.key"))
-        .arg("-out")
-        .arg(dir.join("server.crt"))
-        .output()
-        .expect("run openssl");
-    assert!(
-        status.status.success(),
-        "{}",
-        String::from_utf8_lossy(&status.stderr)
+    crate::support::tls::make_self_signed(
+        &dir.join("server.key"),
+        &dir.join("server.crt"),
+        "/CN=127.0.0.1",
+        &["-addext", "subjectAltName=IP:127.0.0.1"],
     );
     // The server refuses a key others can read; as root the server runs as `postgres`.
     let chown = |path: &Path| {

@@ -20,6 +20,7 @@ const METRIC_NAMES: &[&str] = &[
     "sluice_sink_events_total",
     "sluice_sink_bytes_total",
     "sluice_sink_write_seconds",
+    "sluice_sink_commit_latency_seconds",
     "sluice_sink_retries_total",
     "sluice_sink_dead_letters_total",
     "sluice_sink_queue_batches",

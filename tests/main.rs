@@ -36,6 +36,8 @@ mod registry;
 mod search;
 mod snapshot;
 mod support;
+#[cfg(any(feature = "sink-kafka", feature = "sink-search"))]
+mod tls;
 mod transforms;
 #[cfg(any(feature = "sink-postgres", feature = "sink-clickhouse"))]
 mod warehouse;

@@ -254,6 +254,89 @@ async fn metrics_count_each_tables_changes_and_lag_returns_to_zero_once_acknowle
 }
 
 #[tokio::test]
+async fn commit_latency_counts_each_acknowledged_batch_of_streamed_changes_and_no_snapshot_rows() {
+    const SNAPSHOT_ROWS: f64 = 20.0;
+    const TRANSACTIONS: i32 = 5;
+    const ROWS_PER_TRANSACTION: i32 = 3;
+    let pg = support::start_postgres_with(
+        "CREATE TABLE items (id int PRIMARY KEY, name text);
+         INSERT INTO items SELECT i, 'old ' || i FROM generate_series(1, 20) i;",
+    )
+    .await;
+    let state = tempfile::tempdir().unwrap();
+    let extra_source = format!("state_dir = {:?}", state.path().display().to_string());
+    // A batch waits 500 ms to fill, far longer than one small transaction takes to decode: each
+    // transaction below becomes exactly one batch.
+    let daemon = Daemon::start(&pg, &["public.items"], &extra_source, |toml| {
+        toml.replace("snapshot_mode = \"never\"", "snapshot_mode = \"initial\"")
+            .replace("max_batch_wait_ms = 10", "max_batch_wait_ms = 500")
+    });
+    let sink = [("sink", "audit")];
+    let latency = names::SINK_COMMIT_LATENCY_SECONDS;
+    let latency_count = format!("{latency}_count");
+    daemon
+        .wait_metric(
+            "the snapshot rows are acknowledged",
+            names::SINK_EVENTS_TOTAL,
+            &sink,
+            SNAPSHOT_ROWS,
+        )
+        .await;
+    assert_eq!(
+        daemon.metric(&latency_count, &sink).await,
+        Some(0.0),
+        "snapshot rows carry no commit time"
+    );
+    harness::wait_streaming(&pg).await;
+    let client = pg.client(DEFAULT_DATABASE).await.unwrap();
+    for n in 0..TRANSACTIONS {
+        let first = 100 + n * ROWS_PER_TRANSACTION;
+        client
+            .batch_execute(&format!(
+                "INSERT INTO items SELECT i, 'new' FROM generate_series({first}, {last}) i",
+                last = first + ROWS_PER_TRANSACTION - 1
+            ))
+            .await
+            .unwrap();
+        // Acknowledged before the next commit: one transaction, one batch.
+        let delivered = SNAPSHOT_ROWS + f64::from((n + 1) * ROWS_PER_TRANSACTION);
+        daemon
+            .wait_metric(
+                "the transaction is acknowledged",
+                names::SINK_EVENTS_TOTAL,
+                &sink,
+                delivered,
+            )
+            .await;
+    }
+    let (_, text) = daemon.get("/metrics").await;
+    let batches = f64::from(TRANSACTIONS);
+    assert_eq!(
+        find_sample(&text, &latency_count, &sink),
+        Some(batches),
+        "{text}"
+    );
+    let bucket = format!("{latency}_bucket");
+    assert_eq!(
+        find_sample(&text, &bucket, &[sink[0], ("le", "10")]),
+        Some(batches),
+        "each batch acknowledged within 10 s of its commit: {text}"
+    );
+    let sum = find_sample(&text, &format!("{latency}_sum"), &sink).unwrap();
+    assert!(sum > 0.0 && sum < 10.0 * batches, "{sum}");
+    let writes = find_sample(
+        &text,
+        &format!("{}_count", names::SINK_WRITE_SECONDS),
+        &sink,
+    );
+    assert!(
+        writes.unwrap() > batches,
+        "the snapshot's batches were written, not counted as latency: {text}"
+    );
+    daemon.stop().await;
+}
+
+#[tokio::test]
 async fn snapshot_progress_shows_in_metrics_while_paused_and_completes_after_resume() {
     const ROWS: i64 = 50_000;
     let pg = support::start_postgres_with(&format!(

@@ -100,7 +100,14 @@ impl Rig {
                 )
             })
             .collect();
-        let pg = support::start_postgres_with(&tables.join(";")).await;
+        // `ledger` has a full replica identity: pgoutput then flags every column as a key
+        // column, and its events must still be keyed by the primary key alone (nullable
+        // columns included, which a key may not hold).
+        let pg = support::start_postgres_with(&format!(
+            "{}; ALTER TABLE ledger REPLICA IDENTITY FULL",
+            tables.join(";")
+        ))
+        .await;
         let kafka = ThrowawayKafka::start().await;
         let search = ThrowawaySearch::start().await;
         let target = support::start_postgres().await;

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use sluice_api::{Batch, ChangeEvent, Lsn, Op, TableSchema};
 use sluice_source_postgres::snapshot::{ProgressFigures, SnapshotProgress};
 
-pub use histogram::{Histogram, HistogramReading, WRITE_SECONDS_BUCKETS};
+pub use histogram::{Histogram, HistogramReading, COMMIT_LATENCY_BUCKETS, WRITE_SECONDS_BUCKETS};
 
 /// Every operation, in label order; the index is the slot in [`TableCounters::events`].
 pub const OPS: [Op; 6] = [
@@ -74,6 +74,9 @@ pub struct SinkMetrics {
     /// Batches handed to the sink's queue and not yet taken by its driver.
     pub queued: AtomicI64,
     pub write_seconds: Histogram,
+    /// Per acknowledged batch of streamed changes: from the commit of its oldest change to
+    /// the acknowledgement.
+    pub commit_latency: Histogram,
     /// The highest checkpoint the sink acknowledged (with everything before it).
     pub acked_lsn: AtomicU64,
     /// Commit time (µs since the epoch) of the last change the sink acknowledged; 0 = none yet.
@@ -89,7 +92,8 @@ impl SinkMetrics {
             retries: AtomicU64::new(0),
             dead_letters: AtomicU64::new(0),
             queued: AtomicI64::new(0),
-            write_seconds: Histogram::default(),
+            write_seconds: Histogram::new(&WRITE_SECONDS_BUCKETS),
+            commit_latency: Histogram::new(&COMMIT_LATENCY_BUCKETS),
             acked_lsn: AtomicU64::new(0),
             acked_commit_us: AtomicI64::new(0),
         }
@@ -101,6 +105,10 @@ impl SinkMetrics {
         if let Some(elapsed) = elapsed {
             self.write_seconds.observe(elapsed);
         }
+        if let Some(committed_us) = oldest_commit_us(batch) {
+            self.commit_latency
+                .observe(since_unix_us(committed_us, unix_now_us()));
+        }
         self.events
             .fetch_add(batch.events.len() as u64, Ordering::Relaxed);
         self.bytes.fetch_add(record_bytes(batch), Ordering::Relaxed);
@@ -109,6 +117,30 @@ impl SinkMetrics {
                 .fetch_max(last.position.commit_time_us, Ordering::Relaxed);
         }
     }
+}
+
+/// The commit time of the batch's oldest streamed change (events are in commit order, so the
+/// first one), or `None` when it has none: snapshot rows (`op` r) carry the time they were
+/// read, not a commit, and a batch of them or of nothing has no commit to measure from.
+fn oldest_commit_us(batch: &Batch) -> Option<i64> {
+    batch
+        .events
+        .iter()
+        .find(|e| e.op != Op::Read && e.position.commit_time_us > 0)
+        .map(|e| e.position.commit_time_us)
+}
+
+/// Microseconds since the Unix epoch on this machine's clock; 0 if the clock is before it.
+fn unix_now_us() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
+}
+
+/// The time from `then_us` to `now_us` (both µs since the epoch); zero when the server's clock
+/// is ahead of this machine's.
+fn since_unix_us(then_us: i64, now_us: i64) -> Duration {
+    Duration::from_micros(now_us.saturating_sub(then_us).max(0) as u64)
 }
 
 /// Encoded bytes of a batch's records: what the pipeline puts on the wire for it.
@@ -245,10 +277,7 @@ impl PipelineMetrics {
             // Nothing acknowledged yet: count from the daemon's start.
             return self.started.elapsed().as_secs_f64();
         }
-        let now_us = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_micros() as i64);
-        (now_us - last_acked_us).max(0) as f64 / 1e6
+        since_unix_us(last_acked_us, unix_now_us()).as_secs_f64()
     }
 }
 

@@ -11,6 +11,9 @@ pub const SINK_EVENTS_TOTAL: &str = "sluice_sink_events_total";
 pub const SINK_BYTES_TOTAL: &str = "sluice_sink_bytes_total";
 /// Histogram `{sink}`: duration of one batch's write until the sink acknowledged it.
 pub const SINK_WRITE_SECONDS: &str = "sluice_sink_write_seconds";
+/// Histogram `{sink}`: time from the source commit of a batch's oldest streamed change until
+/// the sink acknowledged the batch durable.
+pub const SINK_COMMIT_LATENCY_SECONDS: &str = "sluice_sink_commit_latency_seconds";
 /// Counter `{sink}`: failed writes that were retried.
 pub const SINK_RETRIES_TOTAL: &str = "sluice_sink_retries_total";
 /// Counter `{sink}`: changes the sink set aside as dead letters.

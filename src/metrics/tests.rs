@@ -167,3 +167,76 @@ fn lag_is_zero_when_caught_up_and_counts_wal_when_not() {
     let lag = metrics.lag_seconds();
     assert!((3600.0..3700.0).contains(&lag), "{lag}");
 }
+
+/// `op` on `table`, committed `ago` before now.
+fn committed(table: &Arc<TableSchema>, op: Op, ago: Duration) -> ChangeEvent {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    let mut e = event(table, op);
+    e.position.commit_time_us = (now - ago).as_micros() as i64;
+    e
+}
+
+#[test]
+fn commit_latency_counts_streamed_batches_from_their_oldest_commit_and_skips_snapshot_rows() {
+    let metrics = metrics();
+    let sink = metrics.sink(0).unwrap();
+    let t = table(1, "t");
+    let snapshot_rows = Batch {
+        events: vec![committed(&t, Op::Read, Duration::ZERO); 4],
+        ..Batch::default()
+    };
+    let streamed = Batch {
+        events: vec![
+            committed(&t, Op::Read, Duration::ZERO),
+            committed(&t, Op::Create, Duration::from_secs(2)),
+            committed(&t, Op::Update, Duration::from_millis(10)),
+        ],
+        ..Batch::default()
+    };
+    sink.delivered(&snapshot_rows, Some(Duration::from_millis(1)));
+    sink.delivered(&Batch::default(), None);
+    sink.delivered(&streamed, Some(Duration::from_millis(1)));
+
+    let text = render(&metrics);
+    let label = ("sink", "kafka");
+    let name = names::SINK_COMMIT_LATENCY_SECONDS;
+    let count = find_sample(&text, &format!("{name}_count"), &[label]);
+    assert_eq!(count, Some(1.0), "only the streamed batch: {text}");
+    let sum = find_sample(&text, &format!("{name}_sum"), &[label]).unwrap();
+    assert!((2.0..3.0).contains(&sum), "from the oldest commit: {sum}");
+    let bucket = format!("{name}_bucket");
+    let le = |le: &str| find_sample(&text, &bucket, &[label, ("le", le)]);
+    assert_eq!(le("1.5"), Some(0.0));
+    assert_eq!(le("3"), Some(1.0));
+    assert_eq!(le("+Inf"), Some(1.0));
+    assert!(text.contains(&format!("# TYPE {name} histogram")));
+    assert_eq!(
+        find_sample(
+            &text,
+            &format!("{}_count", names::SINK_WRITE_SECONDS),
+            &[label]
+        ),
+        Some(2.0),
+        "write times still count every batch that was written"
+    );
+}
+
+#[test]
+fn commit_latency_is_zero_when_the_servers_clock_is_ahead() {
+    let metrics = metrics();
+    let sink = metrics.sink(0).unwrap();
+    let mut ahead = committed(&table(1, "t"), Op::Create, Duration::ZERO);
+    ahead.position.commit_time_us += 5_000_000;
+    sink.delivered(
+        &Batch {
+            events: vec![ahead],
+            ..Batch::default()
+        },
+        None,
+    );
+    let reading = sink.commit_latency.read();
+    assert_eq!(reading.count, 1);
+    assert_eq!(reading.cumulative[0], (0.0005, 1));
+}

@@ -110,42 +110,20 @@ pub fn render(metrics: &PipelineMetrics) -> String {
             sink.acked_lsn.load(Ordering::Relaxed),
         );
     }
-    family(
+    histogram_family(
         &mut out,
         names::SINK_WRITE_SECONDS,
-        "histogram",
         "Duration of one batch's write until the sink acknowledged it.",
+        sinks,
+        |s| &s.write_seconds,
     );
-    for sink in sinks {
-        let reading = sink.write_seconds.read();
-        let bucket = format!("{}_bucket", names::SINK_WRITE_SECONDS);
-        for (le, count) in &reading.cumulative {
-            sample(
-                &mut out,
-                &bucket,
-                &[("sink", &sink.name), ("le", &le.to_string())],
-                count,
-            );
-        }
-        sample(
-            &mut out,
-            &bucket,
-            &[("sink", &sink.name), ("le", "+Inf")],
-            reading.count,
-        );
-        sample(
-            &mut out,
-            &format!("{}_sum", names::SINK_WRITE_SECONDS),
-            &[("sink", &sink.name)],
-            reading.sum_seconds,
-        );
-        sample(
-            &mut out,
-            &format!("{}_count", names::SINK_WRITE_SECONDS),
-            &[("sink", &sink.name)],
-            reading.count,
-        );
-    }
+    histogram_family(
+        &mut out,
+        names::SINK_COMMIT_LATENCY_SECONDS,
+        "Time from the source commit of a batch's oldest streamed change until the sink acknowledged the batch.",
+        sinks,
+        |s| &s.commit_latency,
+    );
 
     let snapshot = metrics.snapshot();
     let gauges: [(&str, &str, f64); 11] = [
@@ -196,6 +174,39 @@ pub fn render(metrics: &PipelineMetrics) -> String {
     family(&mut out, names::UP, "gauge", "1 while the daemon runs.");
     sample(&mut out, names::UP, &[], 1);
     out
+}
+
+/// A per-sink histogram family: cumulative `_bucket` lines (with `+Inf`), `_sum`, `_count`.
+fn histogram_family(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    sinks: &[super::SinkMetrics],
+    histogram: fn(&super::SinkMetrics) -> &super::Histogram,
+) {
+    family(out, name, "histogram", help);
+    let bucket = format!("{name}_bucket");
+    let sum = format!("{name}_sum");
+    let count = format!("{name}_count");
+    for sink in sinks {
+        let reading = histogram(sink).read();
+        for (le, observed) in &reading.cumulative {
+            sample(
+                out,
+                &bucket,
+                &[("sink", &sink.name), ("le", &le.to_string())],
+                observed,
+            );
+        }
+        sample(
+            out,
+            &bucket,
+            &[("sink", &sink.name), ("le", "+Inf")],
+            reading.count,
+        );
+        sample(out, &sum, &[("sink", &sink.name)], reading.sum_seconds);
+        sample(out, &count, &[("sink", &sink.name)], reading.count);
+    }
 }
 
 fn flag(on: bool) -> f64 {

@@ -3,6 +3,7 @@ the registry's AvroDeserializer), until a sentinel key's record has arrived, the
 short quiet period so that late duplicates are caught too.
 
 usage: consume_all.py BOOTSTRAP REGISTRY_URL ISOLATION SENTINEL_ID QUIET_S TIMEOUT_S TOPIC
+(over TLS when KAFKA_SSL_CA_LOCATION names the CA to trust: see kafka_tls.py)
 ISOLATION is read_committed or read_uncommitted. Prints one JSON object per record, in
 consumption order: {"partition", "offset", "id" (the key's id), "op", "n" (after.n or null),
 "lsn" (source.lsn or null), "after" (the after image or null; decimals as text)}. Exits 3 when
@@ -17,6 +18,8 @@ from confluent_kafka import Consumer
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
+
+from kafka_tls import tls_settings
 
 
 def main():
@@ -33,6 +36,7 @@ def main():
             "isolation.level": isolation,
             "session.timeout.ms": 6000,
             "heartbeat.interval.ms": 1000,
+            **tls_settings(),
         }
     )
     consumer.subscribe([topic])

@@ -2,6 +2,7 @@
 client, with the registry's AvroDeserializer for keys and values.
 
 usage: consume_kafka.py BOOTSTRAP REGISTRY_URL EXPECTED_COUNT TIMEOUT_S TOPIC [TOPIC...]
+(over TLS when KAFKA_SSL_CA_LOCATION names the CA to trust: see kafka_tls.py)
 Polls from the earliest offset with a fresh group until EXPECTED_COUNT records arrived or the
 timeout passed (the broker's high watermark is not trusted: records are counted), then goes on
 until the topics have been quiet for 2 seconds (at most 6 seconds in all, for topics that never
@@ -20,6 +21,8 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
+from kafka_tls import tls_settings
+
 
 def main():
     bootstrap, registry_url = sys.argv[1], sys.argv[2]
@@ -34,6 +37,7 @@ def main():
             "enable.auto.commit": False,
             "session.timeout.ms": 6000,
             "heartbeat.interval.ms": 1000,
+            **tls_settings(),
         }
     )
     consumer.subscribe(topics)

@@ -3,13 +3,24 @@
 //! once it accepts connections, killed on drop. Its log is in memory, or, for tests that
 //! restart it, in a throwaway S3-compatible store (tansu's `s3://` storage engine on moto; the
 //! pip binary is built without its `postgres://` engine).
+//!
+//! Over TLS ([`ThrowawayKafka::start_tls`]), clients reach the broker only through a
+//! [`TlsFront`]: tansu 0.6 cannot enable its own TLS from the command line (its `--cert` and
+//! `--key` flags are mutually exclusive, yet it needs both), so it listens in plain on one port
+//! and advertises the front's port in its metadata, which makes every client connection after
+//! the bootstrap go through TLS too.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use crate::support::s3::{self, ThrowawayS3};
+use crate::support::tls::{TestCertificates, TlsFront};
 use crate::support::{free_port, wait_until};
+
+/// The variable the consumer scripts read the CA file to trust from; when set they connect
+/// with `security.protocol=SSL`.
+const CONSUMER_CA_VARIABLE: &str = "KAFKA_SSL_CA_LOCATION";
 
 /// The bucket a persistent broker keeps its log in.
 const STORAGE_BUCKET: &str = "tansu";
@@ -17,7 +28,11 @@ const STORAGE_BUCKET: &str = "tansu";
 /// A running tansu broker.
 pub struct ThrowawayKafka {
     child: Option<Child>,
+    /// Where tansu itself listens (plain).
     port: u16,
+    /// Set for a TLS broker: the front clients connect to, and the CA that signed its
+    /// certificate.
+    tls: Option<(TlsFront, PathBuf)>,
     log: tempfile::NamedTempFile,
     /// Where a persistent broker keeps its log; `None`: in the broker's memory.
     storage: Option<ThrowawayS3>,
@@ -59,6 +74,7 @@ impl ThrowawayKafka {
         let mut kafka = ThrowawayKafka {
             child: None,
             port: free_port(),
+            tls: None,
             log: tempfile::NamedTempFile::new().expect("broker log file"),
             storage,
         };
@@ -66,16 +82,33 @@ impl ThrowawayKafka {
         kafka
     }
 
+    /// Start a broker that clients reach only over TLS, with `certificates`' server
+    /// certificate (see the module doc); [`bootstrap`](Self::bootstrap) is the TLS address.
+    pub async fn start_tls(certificates: &TestCertificates) -> ThrowawayKafka {
+        let port = free_port();
+        let front = TlsFront::start(certificates, port).await;
+        let mut kafka = ThrowawayKafka {
+            child: None,
+            port,
+            tls: Some((front, certificates.ca())),
+            log: tempfile::NamedTempFile::new().expect("broker log file"),
+            storage: None,
+        };
+        kafka.spawn().await;
+        kafka
+    }
+
     async fn spawn(&mut self) {
-        let url = format!("tcp://127.0.0.1:{}", self.port);
+        let listener = format!("tcp://127.0.0.1:{}", self.port);
+        let advertised = format!("tcp://{}", self.bootstrap());
         let log = self.log.reopen().expect("broker log");
         let mut command = Command::new(tansu_binary());
         command.args([
             "broker",
             "--listener-url",
-            &url,
+            &listener,
             "--advertised-listener-url",
-            &url,
+            &advertised,
         ]);
         match &self.storage {
             Some(storage) => {
@@ -98,7 +131,7 @@ impl ThrowawayKafka {
             .spawn()
             .expect("start tansu");
         self.child = Some(child);
-        let addr = self.bootstrap();
+        let addr = self.plain_address();
         wait_until(
             "the kafka broker accepts connections",
             Duration::from_secs(30),
@@ -110,8 +143,18 @@ impl ThrowawayKafka {
         .await;
     }
 
-    /// `127.0.0.1:PORT`, for `brokers` and `bootstrap.servers`.
+    /// `127.0.0.1:PORT`, for `brokers` and `bootstrap.servers`: the TLS front's port for a
+    /// TLS broker.
     pub fn bootstrap(&self) -> String {
+        let port = self
+            .tls
+            .as_ref()
+            .map_or(self.port, |(front, _)| front.port());
+        format!("127.0.0.1:{port}")
+    }
+
+    /// Where tansu itself listens, in plain, for its own admin commands.
+    fn plain_address(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }
 
@@ -119,7 +162,7 @@ impl ThrowawayKafka {
     pub fn create_topic(&self, topic: &str, partitions: u32) {
         let output = Command::new(tansu_binary())
             .args(["topic", "create", "--broker"])
-            .arg(format!("tcp://{}", self.bootstrap()))
+            .arg(format!("tcp://{}", self.plain_address()))
             .args(["--partitions", &partitions.to_string(), topic])
             .output()
             .expect("run tansu topic create");
@@ -176,8 +219,12 @@ impl ThrowawayKafka {
         self.consume(command).await
     }
 
-    /// Run a consumer script; its output is one JSON object per record.
+    /// Run a consumer script (over TLS, trusting the CA, for a TLS broker); its output is one
+    /// JSON object per record.
     async fn consume(&self, mut command: tokio::process::Command) -> Vec<serde_json::Value> {
+        if let Some((_, ca)) = &self.tls {
+            command.env(CONSUMER_CA_VARIABLE, ca);
+        }
         let output = command
             .output()
             .await

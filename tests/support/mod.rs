@@ -12,6 +12,7 @@ pub mod proxy;
 pub mod s3;
 #[cfg(feature = "sink-search")]
 pub mod search;
+pub mod tls;
 pub mod workload;
 
 use std::future::Future;

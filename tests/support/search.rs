@@ -84,6 +84,11 @@ impl ThrowawaySearch {
         server
     }
 
+    /// The port the server listens on (plain HTTP).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
     /// `http://127.0.0.1:PORT`, for the sink's `url`.
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)

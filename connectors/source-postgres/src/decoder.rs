@@ -184,6 +184,19 @@ impl Decoder {
         self.schemas.take_unknown_type_oids()
     }
 
+    /// Relations with REPLICA IDENTITY FULL described since the last call (drained): the
+    /// source reads their primary keys from the catalog and hands them to
+    /// [`Decoder::set_primary_key`] before the next message is decoded.
+    pub fn take_key_lookups(&mut self) -> Vec<u32> {
+        self.schemas.take_key_lookups()
+    }
+
+    /// The primary key (column names) of a FULL-identity relation: its events are keyed by
+    /// it rather than by every column, which is how pgoutput flags a FULL identity.
+    pub fn set_primary_key(&mut self, relation_id: u32, key: Vec<String>) {
+        self.schemas.set_primary_key(relation_id, key);
+    }
+
     /// True while inside an ordinary transaction (between Begin and Commit).
     pub fn in_transaction(&self) -> bool {
         self.txn.is_some()
@@ -598,6 +611,40 @@ mod tests {
         assert_eq!(table.columns.len(), 1);
         assert_eq!(table.columns[0].type_name, "int8");
         assert_eq!(table.replica_identity, ReplicaIdentity::Full);
+    }
+
+    #[test]
+    fn a_full_identity_table_is_keyed_by_its_primary_key_once_the_catalog_names_it() {
+        let mut d = decoder();
+        let full = || {
+            wire::relation(
+                None,
+                ITEMS,
+                "public",
+                "items",
+                b'f',
+                &[(true, "id", 23, -1), (true, "name", 1043, 68)],
+            )
+        };
+        let keys = |d: &Decoder| -> Vec<bool> {
+            let table = d.relation(ITEMS).expect("cached");
+            table.columns.iter().map(|c| c.is_key).collect()
+        };
+        feed(&mut d, 1, full());
+        assert_eq!(keys(&d), [true, true], "as pgoutput flags FULL");
+        assert_eq!(d.take_key_lookups(), vec![ITEMS]);
+        assert!(d.take_key_lookups().is_empty(), "drained");
+        d.set_primary_key(ITEMS, vec!["id".into()]);
+        assert_eq!(keys(&d), [true, false]);
+        // A later description (a schema change, or a streamed transaction replayed) keeps the
+        // key the catalog named, and asks for it again.
+        feed(&mut d, 2, full());
+        assert_eq!(keys(&d), [true, false]);
+        assert_eq!(d.take_key_lookups(), vec![ITEMS]);
+        // Without a primary key every column stays the key.
+        d.set_primary_key(ITEMS, Vec::new());
+        feed(&mut d, 3, full());
+        assert_eq!(keys(&d), [true, true]);
     }
 
     #[test]

@@ -399,6 +399,10 @@ impl<'a> Session<'a> {
             let catalog = TypeCatalog::load(&self.sql).await?;
             self.decoder.replace_catalog(catalog);
         }
+        for relation_id in self.decoder.take_key_lookups() {
+            let key = primary_key(&self.sql, relation_id).await?;
+            self.decoder.set_primary_key(relation_id, key);
+        }
         match decoded {
             Decoded::StreamCommitted => {
                 while let Some(item) = self.decoder.next_replayed()? {
@@ -559,6 +563,23 @@ impl<'a> Session<'a> {
         tracing::info!(confirmed = %self.flush_position(), "replication stopped");
         Ok(())
     }
+}
+
+/// The primary-key column names of a table, in key order; empty without a primary key.
+async fn primary_key(
+    sql: &tokio_postgres::Client,
+    relation_id: u32,
+) -> Result<Vec<String>, SourceError> {
+    let rows = sql
+        .query(
+            "SELECT a.attname::text FROM pg_index i \
+             CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, position) \
+             JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum \
+             WHERE i.indrelid = $1 AND i.indisprimary ORDER BY k.position",
+            &[&relation_id],
+        )
+        .await?;
+    Ok(rows.iter().map(|row| row.get(0)).collect())
 }
 
 async fn sleep_until_opt(deadline: Option<Instant>) {

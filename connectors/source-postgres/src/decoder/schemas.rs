@@ -19,12 +19,40 @@ fn namespace_or_catalog(namespace: &str) -> &str {
     }
 }
 
+/// `table` keyed by the columns named in `key` (a FULL-identity table's primary key); `None`
+/// when it already is, when `key` is empty, or when a named column is missing (the catalog was
+/// read after a later schema change: the next Relation message describes it again).
+fn with_primary_key(table: &TableSchema, key: &[String]) -> Option<TableSchema> {
+    if table.replica_identity != ReplicaIdentity::Full
+        || key.is_empty()
+        || !key.iter().all(|k| table.columns.iter().any(|c| &c.name == k))
+    {
+        return None;
+    }
+    let in_key = |c: &Column| key.contains(&c.name);
+    if table.columns.iter().all(|c| c.is_key == in_key(c)) {
+        return None;
+    }
+    let mut keyed = table.clone();
+    for column in &mut keyed.columns {
+        column.is_key = key.contains(&column.name);
+    }
+    Some(keyed)
+}
+
 /// The relation cache and the type catalog, with the type OIDs that need a catalog reload.
 #[derive(Debug)]
 pub(crate) struct Schemas {
     pub(crate) catalog: TypeCatalog,
     tables: HashMap<u32, Arc<TableSchema>>,
     unknown_type_oids: Vec<u32>,
+    /// Primary-key column names read from the catalog, for tables whose replica identity is
+    /// FULL: pgoutput then flags every column as a key column, but the key of their events is
+    /// the primary key (as it is for Debezium).
+    primary_keys: HashMap<u32, Vec<String>>,
+    /// FULL-identity relations described since the last [`Schemas::take_key_lookups`]: the
+    /// source reads their primary key from the catalog.
+    key_lookups: Vec<u32>,
     /// `(relation id, column)` pairs already warned about for text that is not UTF-8: one
     /// warning per column and session, not one per row. A mutex only because change decoding
     /// reads the schemas through a shared reference.
@@ -37,6 +65,8 @@ impl Schemas {
             catalog,
             tables: HashMap::new(),
             unknown_type_oids: Vec::new(),
+            primary_keys: HashMap::new(),
+            key_lookups: Vec::new(),
             not_utf8_warned: Mutex::new(HashSet::new()),
         }
     }
@@ -95,6 +125,23 @@ impl Schemas {
         std::mem::take(&mut self.unknown_type_oids)
     }
 
+    /// Drain the FULL-identity relations whose primary key should be read from the catalog.
+    pub(crate) fn take_key_lookups(&mut self) -> Vec<u32> {
+        std::mem::take(&mut self.key_lookups)
+    }
+
+    /// The primary key of a FULL-identity relation, read from the catalog: the cached schema
+    /// (and every later description of the relation) takes it as its key. An empty key (a
+    /// table without a primary key) keeps every column as the key, as pgoutput flags them.
+    pub(crate) fn set_primary_key(&mut self, relation_id: u32, key: Vec<String>) {
+        if let Some(table) = self.tables.get_mut(&relation_id) {
+            if let Some(keyed) = with_primary_key(table, &key) {
+                *table = Arc::new(keyed);
+            }
+        }
+        self.primary_keys.insert(relation_id, key);
+    }
+
     fn note_unknown(&mut self, oid: u32) {
         if !self.unknown_type_oids.contains(&oid) {
             self.unknown_type_oids.push(oid);
@@ -125,13 +172,25 @@ impl Schemas {
                 is_key: column.is_key,
             });
         }
-        let schema = TableSchema {
+        let mut schema = TableSchema {
             relation_id: relation.relation_id,
             schema: namespace_or_catalog(&relation.namespace).to_owned(),
             name: relation.name.clone().into_owned(),
             replica_identity,
             columns,
         };
+        if replica_identity == ReplicaIdentity::Full {
+            if let Some(keyed) = self
+                .primary_keys
+                .get(&relation.relation_id)
+                .and_then(|key| with_primary_key(&schema, key))
+            {
+                schema = keyed;
+            }
+            if !self.key_lookups.contains(&relation.relation_id) {
+                self.key_lookups.push(relation.relation_id);
+            }
+        }
         self.tables.insert(relation.relation_id, Arc::new(schema));
         Ok(())
     }

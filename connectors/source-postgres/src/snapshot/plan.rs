@@ -174,6 +174,7 @@ pub async fn describe(
         .await?;
     let mut columns = Vec::with_capacity(rows.len());
     let mut key_positions = Vec::new();
+    let has_primary_key = rows.iter().any(|row| row.get::<_, i32>(4) > 0);
     for (index, row) in rows.iter().enumerate() {
         let type_oid: u32 = row.get(1);
         let pk_position: i32 = row.get(4);
@@ -181,9 +182,11 @@ pub async fn describe(
         if pk_position > 0 {
             key_positions.push((pk_position, index, row.get::<_, String>(3)));
         }
-        // As pgoutput marks them: every column under FULL, the primary key under DEFAULT, the
-        // chosen index under INDEX.
+        // As the stream keys them: the primary key under DEFAULT, and under FULL too when the
+        // table has one (every column otherwise, as pgoutput flags them), the chosen index
+        // under INDEX.
         let is_key = match replica_identity {
+            ReplicaIdentity::Full if has_primary_key => pk_position > 0,
             ReplicaIdentity::Full => true,
             ReplicaIdentity::Default => pk_position > 0,
             ReplicaIdentity::Index => in_replica_index,
