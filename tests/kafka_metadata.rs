@@ -8,68 +8,87 @@
 use std::collections::BTreeSet;
 
 use serde_json::Value as Json;
+use sluice::runtime::RunningPipeline;
 use sluice_api::{Op, RecordOrigin};
+use sluice_sink_memory::MemorySinkHandle;
 
 use crate::harness;
 use crate::support::kafka::ThrowawayKafka;
 use crate::support::{self, ThrowawayPostgres};
 
-/// A pipeline named `test` capturing `tables` into Avro envelopes (embedded registry on a free
-/// port) and a kafka sink; `pipeline`, `source` and `envelope` lines are added to their tables.
-fn config(
-    pg: &ThrowawayPostgres,
-    kafka: &ThrowawayKafka,
-    tables: &[&str],
-    pipeline: &str,
-    source: &str,
-    envelope: &str,
-) -> sluice::config::Config {
-    let base = harness::config_toml(pg, tables, source).replace(
-        "max_batch_wait_ms = 10",
-        &format!("max_batch_wait_ms = 10\n{pipeline}"),
-    );
-    let text = format!(
-        "{base}\n[[sink]]\nname = \"kafka\"\ntype = \"kafka\"\nbrokers = \"{}\"\n\
-         linger_ms = 1\n\n[registry]\nlisten = \"127.0.0.1:0\"\n\n[envelope]\n{envelope}\n",
-        kafka.bootstrap(),
-    );
-    sluice::config::Config::from_toml_str(&text, std::iter::empty())
-        .unwrap_or_else(|p| panic!("{p}"))
+/// A streaming capture into a fresh Kafka-protocol broker: a pipeline named `test` capturing
+/// `tables` (created by `schema`) into Avro envelopes, with the embedded registry on a free port
+/// and a kafka sink; `pipeline`, `source` and `envelope` lines are added to their tables.
+struct Capture {
+    pipeline: RunningPipeline,
+    handle: MemorySinkHandle,
+    registry: String,
+    pg: ThrowawayPostgres,
+    kafka: ThrowawayKafka,
 }
 
-/// Everything on `topics`, read by Confluent's consumer: exactly `expected` records.
-async fn consume(
-    kafka: &ThrowawayKafka,
-    registry: &str,
-    expected: usize,
-    topics: &[&str],
-) -> Vec<Json> {
-    let records = kafka.read_records(registry, expected, topics).await;
-    assert_eq!(
-        records.len(),
-        expected,
-        "records on {topics:?}: {records:#?}\nbroker log:\n{}",
-        kafka.log()
-    );
-    records
+impl Capture {
+    async fn start(
+        schema: &str,
+        tables: &[&str],
+        pipeline: &str,
+        source: &str,
+        envelope: &str,
+    ) -> Capture {
+        let kafka = ThrowawayKafka::start().await;
+        let pg = support::start_postgres_with(schema).await;
+        let base = harness::config_toml(&pg, tables, source).replace(
+            "max_batch_wait_ms = 10",
+            &format!("max_batch_wait_ms = 10\n{pipeline}"),
+        );
+        let text = format!(
+            "{base}\n[[sink]]\nname = \"kafka\"\ntype = \"kafka\"\nbrokers = \"{}\"\n\
+             linger_ms = 1\n\n[registry]\nlisten = \"127.0.0.1:0\"\n\n[envelope]\n{envelope}\n",
+            kafka.bootstrap(),
+        );
+        let config = sluice::config::Config::from_toml_str(&text, std::iter::empty())
+            .unwrap_or_else(|p| panic!("{p}"));
+        let (pipeline, handle) = harness::start(config).await;
+        harness::wait_streaming(&pg).await;
+        let registry = pipeline.embedded_registry_url().unwrap().to_string();
+        Capture {
+            pipeline,
+            handle,
+            registry,
+            pg,
+            kafka,
+        }
+    }
+
+    /// Everything on `topics`, read by Confluent's consumer: exactly `expected` records.
+    async fn consume(&self, expected: usize, topics: &[&str]) -> Vec<Json> {
+        let records = self.consume_at_least(expected, topics).await;
+        assert_eq!(
+            records.len(),
+            expected,
+            "exactly {expected} records on {topics:?}: {records:#?}"
+        );
+        records
+    }
+
+    /// At least `expected` records of `topics`, and whatever else arrives while the consumer
+    /// drains (topics that never go quiet, such as heartbeats).
+    async fn consume_at_least(&self, expected: usize, topics: &[&str]) -> Vec<Json> {
+        let records = self
+            .kafka
+            .read_records(&self.registry, expected, topics)
+            .await;
+        assert!(
+            records.len() >= expected,
+            "records on {topics:?}: {records:#?}\nbroker log:\n{}",
+            self.kafka.log()
+        );
+        records
+    }
 }
 
-/// At least `expected` records of `topics`, and whatever else arrives while the consumer
-/// drains (topics that never go quiet, such as heartbeats).
-async fn consume_at_least(
-    kafka: &ThrowawayKafka,
-    registry: &str,
-    expected: usize,
-    topics: &[&str],
-) -> Vec<Json> {
-    let records = kafka.read_records(registry, expected, topics).await;
-    assert!(
-        records.len() >= expected,
-        "records on {topics:?}: {records:#?}\nbroker log:\n{}",
-        kafka.log()
-    );
-    records
-}
+/// The one captured table of most tests here.
+const ORDERS: &str = "CREATE TABLE orders (id int PRIMARY KEY, note text)";
 
 /// The registry's subjects, as Confluent's Python `SchemaRegistryClient` lists them.
 async fn subjects(registry: &str) -> Vec<String> {
@@ -122,13 +141,6 @@ fn collections(end: &Json) -> Vec<(String, i64)> {
 
 #[tokio::test]
 async fn routed_tables_merge_into_one_topic_with_keys_naming_their_physical_table() {
-    let kafka = ThrowawayKafka::start().await;
-    let pg = support::start_postgres_with(
-        "CREATE TABLE orders_1 (id int PRIMARY KEY, note text);
-         CREATE TABLE orders_2 (id int PRIMARY KEY, note text);
-         CREATE TABLE items (id int PRIMARY KEY, name text)",
-    )
-    .await;
     let envelope = r#"
 [[envelope.route]]
 topic_regex = 'test\.public\.orders_\d+'
@@ -138,27 +150,31 @@ topic_regex = 'test\.public\.(items)'
 topic_replacement = "test.catalog_${1}"
 key_enforce_uniqueness = false
 "#;
-    let tables = ["public.orders_1", "public.orders_2", "public.items"];
-    let (pipeline, _handle) = harness::start(config(&pg, &kafka, &tables, "", "", envelope)).await;
-    harness::wait_streaming(&pg).await;
-    let registry = pipeline.embedded_registry_url().unwrap().to_string();
+    let capture = Capture::start(
+        "CREATE TABLE orders_1 (id int PRIMARY KEY, note text);
+         CREATE TABLE orders_2 (id int PRIMARY KEY, note text);
+         CREATE TABLE items (id int PRIMARY KEY, name text)",
+        &["public.orders_1", "public.orders_2", "public.items"],
+        "",
+        "",
+        envelope,
+    )
+    .await;
     for sql in [
         "INSERT INTO orders_1 VALUES (1, 'first shard')",
         "INSERT INTO orders_2 VALUES (1, 'second shard')",
         "INSERT INTO items VALUES (1, 'widget')",
     ] {
-        pg.execute(sql)
+        capture
+            .pg
+            .execute(sql)
             .await
             .unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
 
-    let records = consume(
-        &kafka,
-        &registry,
-        3,
-        &["test.all_orders", "test.catalog_items"],
-    )
-    .await;
+    let records = capture
+        .consume(3, &["test.all_orders", "test.catalog_items"])
+        .await;
     let orders = on(&records, "test.all_orders");
     assert_eq!(
         orders.len(),
@@ -205,7 +221,7 @@ key_enforce_uniqueness = false
     assert_eq!(items[0]["value"]["after"]["name"], "widget");
 
     // Schemas live under the routed topics' subjects, not the tables' own.
-    let subjects = subjects(&registry).await;
+    let subjects = subjects(&capture.registry).await;
     for subject in [
         "test.all_orders-key",
         "test.all_orders-value",
@@ -220,36 +236,29 @@ key_enforce_uniqueness = false
         !subjects.iter().any(|s| s.starts_with("test.public.")),
         "no subject under an unrouted topic: {subjects:?}"
     );
-    pipeline.shutdown().await.expect("orderly stop");
+    capture.pipeline.shutdown().await.expect("orderly stop");
 }
 
 #[tokio::test]
 async fn a_multi_table_transaction_is_framed_by_begin_and_end_with_counts_per_table() {
-    let kafka = ThrowawayKafka::start().await;
-    let pg = support::start_postgres_with(
+    let capture = Capture::start(
         "CREATE TABLE orders (id int PRIMARY KEY, note text);
          CREATE TABLE items (id int PRIMARY KEY, name text)",
-    )
-    .await;
-    let tables = ["public.orders", "public.items"];
-    let (pipeline, handle) = harness::start(config(
-        &pg,
-        &kafka,
-        &tables,
+        &["public.orders", "public.items"],
         "",
         "",
         "provide_transaction_metadata = true",
-    ))
-    .await;
-    harness::wait_streaming(&pg).await;
-    let registry = pipeline.embedded_registry_url().unwrap().to_string();
-    pg.execute(
-        "BEGIN; INSERT INTO orders VALUES (1, 'a'); INSERT INTO items VALUES (1, 'x'); \
-         INSERT INTO orders VALUES (2, 'b'); COMMIT",
     )
-    .await
-    .unwrap();
-    let events = harness::wait_events(&handle, 3).await;
+    .await;
+    capture
+        .pg
+        .execute(
+            "BEGIN; INSERT INTO orders VALUES (1, 'a'); INSERT INTO items VALUES (1, 'x'); \
+         INSERT INTO orders VALUES (2, 'b'); COMMIT",
+        )
+        .await
+        .unwrap();
+    let events = harness::wait_events(&capture.handle, 3).await;
     let xid = events[0]
         .position
         .xid
@@ -260,7 +269,7 @@ async fn a_multi_table_transaction_is_framed_by_begin_and_end_with_counts_per_ta
         "test.public.orders",
         "test.public.items",
     ];
-    let records = consume(&kafka, &registry, 5, &topics).await;
+    let records = capture.consume(5, &topics).await;
     let tx = on(&records, "test.transaction");
     let (begins, ends) = (with_status(&tx, "BEGIN"), with_status(&tx, "END"));
     assert_eq!((begins.len(), ends.len()), (1, 1), "{tx:#?}");
@@ -309,7 +318,8 @@ async fn a_multi_table_transaction_is_framed_by_begin_and_end_with_counts_per_ta
         ]
     );
     // In the stream itself: BEGIN, the three rows, END.
-    let origins: Vec<&str> = handle
+    let origins: Vec<&str> = capture
+        .handle
         .records()
         .iter()
         .map(|r| match r.origin {
@@ -319,39 +329,34 @@ async fn a_multi_table_transaction_is_framed_by_begin_and_end_with_counts_per_ta
         })
         .collect();
     assert_eq!(origins, ["tx", "row", "row", "row", "tx"]);
-    pipeline.shutdown().await.expect("orderly stop");
+    capture.pipeline.shutdown().await.expect("orderly stop");
 }
 
 #[tokio::test]
 async fn a_transaction_split_over_batches_has_one_begin_and_one_end_counting_all_of_it() {
-    let kafka = ThrowawayKafka::start().await;
-    let pg =
-        support::start_postgres_with("CREATE TABLE orders (id int PRIMARY KEY, note text)").await;
-    let (pipeline, handle) = harness::start(config(
-        &pg,
-        &kafka,
+    let capture = Capture::start(
+        ORDERS,
         &["public.orders"],
         "max_batch_events = 2",
         "",
         "provide_transaction_metadata = true",
-    ))
+    )
     .await;
-    harness::wait_streaming(&pg).await;
-    let registry = pipeline.embedded_registry_url().unwrap().to_string();
+    let (pg, handle) = (&capture.pg, &capture.handle);
     pg.execute("INSERT INTO orders SELECT g, 'bulk' FROM generate_series(1, 5) g")
         .await
         .unwrap();
     pg.execute("INSERT INTO orders VALUES (6, 'alone')")
         .await
         .unwrap();
-    harness::wait_events(&handle, 6).await;
+    harness::wait_events(handle, 6).await;
     assert!(
         handle.batch_count() >= 4,
         "the five-row transaction was split over batches of two: {} batches",
         handle.batch_count()
     );
 
-    let records = consume(&kafka, &registry, 4, &["test.transaction"]).await;
+    let records = capture.consume(4, &["test.transaction"]).await;
     let ends = with_status(&on(&records, "test.transaction"), "END");
     let counts: BTreeSet<i64> = ends
         .iter()
@@ -367,7 +372,7 @@ async fn a_transaction_split_over_batches_has_one_begin_and_one_end_counting_all
 
     // The five-row transaction spanned three batches of at most two events: its rows are
     // numbered 1..=5 across them, and one END follows the last.
-    let rows = consume(&kafka, &registry, 6, &["test.public.orders"]).await;
+    let rows = capture.consume(6, &["test.public.orders"]).await;
     let mut orders: Vec<i64> = rows
         .iter()
         .filter(|r| r["value"]["after"]["note"] == "bulk")
@@ -375,28 +380,24 @@ async fn a_transaction_split_over_batches_has_one_begin_and_one_end_counting_all
         .collect();
     orders.sort_unstable();
     assert_eq!(orders, [1, 2, 3, 4, 5]);
-    pipeline.shutdown().await.expect("orderly stop");
+    capture.pipeline.shutdown().await.expect("orderly stop");
 }
 
 #[tokio::test]
 async fn heartbeat_records_appear_on_an_idle_capture_at_most_once_per_interval() {
-    let kafka = ThrowawayKafka::start().await;
-    let pg =
-        support::start_postgres_with("CREATE TABLE orders (id int PRIMARY KEY, note text)").await;
-    let (pipeline, handle) = harness::start(config(
-        &pg,
-        &kafka,
+    let capture = Capture::start(
+        ORDERS,
         &["public.orders"],
         "",
         "heartbeat_interval_ms = 300",
         "",
-    ))
+    )
     .await;
-    harness::wait_streaming(&pg).await;
-    let registry = pipeline.embedded_registry_url().unwrap().to_string();
 
     // Nothing is written to the captured table.
-    let records = consume_at_least(&kafka, &registry, 3, &["__debezium-heartbeat.test"]).await;
+    let records = capture
+        .consume_at_least(3, &["__debezium-heartbeat.test"])
+        .await;
     let mut stamps = Vec::new();
     for record in &records {
         assert_eq!(record["key"]["serverName"], "test");
@@ -411,28 +412,23 @@ async fn heartbeat_records_appear_on_an_idle_capture_at_most_once_per_interval()
         );
     }
     assert!(
-        handle.events().is_empty(),
+        capture.handle.events().is_empty(),
         "no change events on an idle capture"
     );
-    pipeline.shutdown().await.expect("orderly stop");
+    capture.pipeline.shutdown().await.expect("orderly stop");
 }
 
 #[tokio::test]
 async fn logical_decoding_messages_arrive_on_the_message_topic() {
-    let kafka = ThrowawayKafka::start().await;
-    let pg =
-        support::start_postgres_with("CREATE TABLE orders (id int PRIMARY KEY, note text)").await;
-    let (pipeline, handle) = harness::start(config(
-        &pg,
-        &kafka,
+    let capture = Capture::start(
+        ORDERS,
         &["public.orders"],
         "",
         "heartbeat_interval_ms = 100",
         "logical_decoding_messages = true\nprovide_transaction_metadata = true",
-    ))
+    )
     .await;
-    harness::wait_streaming(&pg).await;
-    let registry = pipeline.embedded_registry_url().unwrap().to_string();
+    let (pg, handle) = (&capture.pg, &capture.handle);
     pg.execute("SELECT pg_logical_emit_message(false, 'audit', 'outside')")
         .await
         .unwrap();
@@ -442,7 +438,7 @@ async fn logical_decoding_messages_arrive_on_the_message_topic() {
     )
     .await
     .unwrap();
-    let events = harness::wait_events(&handle, 3).await;
+    let events = harness::wait_events(handle, 3).await;
     assert!(
         events
             .iter()
@@ -451,7 +447,7 @@ async fn logical_decoding_messages_arrive_on_the_message_topic() {
         "the heartbeat's own messages stay swallowed"
     );
 
-    let records = consume(&kafka, &registry, 2, &["test.message"]).await;
+    let records = capture.consume(2, &["test.message"]).await;
     let by_content = |content: &str| {
         records
             .iter()
@@ -485,7 +481,7 @@ async fn logical_decoding_messages_arrive_on_the_message_topic() {
         .starts_with(&format!("{xid}:")));
 
     // The transactional message counts in its transaction, under Debezium's collection name.
-    let tx = consume(&kafka, &registry, 2, &["test.transaction"]).await;
+    let tx = capture.consume(2, &["test.transaction"]).await;
     let end = with_status(&on(&tx, "test.transaction"), "END");
     assert_eq!(
         collections(end[0]),
@@ -494,5 +490,5 @@ async fn logical_decoding_messages_arrive_on_the_message_topic() {
             ("LOGICAL_DECODING_MESSAGE".to_owned(), 1)
         ]
     );
-    pipeline.shutdown().await.expect("orderly stop");
+    capture.pipeline.shutdown().await.expect("orderly stop");
 }

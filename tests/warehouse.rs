@@ -29,19 +29,29 @@ type Row = (
     Option<String>,
 );
 
-async fn source_rows(client: &tokio_postgres::Client, with_color: bool) -> Vec<Row> {
+/// The compared columns of a PostgreSQL `items` table, as a select list giving a [`Row`].
+fn compared_columns(with_color: bool) -> String {
     let color = if with_color { "color" } else { "NULL::text" };
-    let sql = format!(
-        "SELECT id, qty::int8, price::text, note, extract(epoch FROM at)::int8, {color} \
-         FROM items ORDER BY id"
-    );
-    client
-        .query(&sql, &[])
-        .await
-        .expect("read the source")
+    format!("id, qty::int8, price::text, note, extract(epoch FROM at)::int8, {color}")
+}
+
+/// The rows of a query on [`compared_columns`].
+async fn compared_rows(
+    client: &tokio_postgres::Client,
+    sql: &str,
+) -> Result<Vec<Row>, tokio_postgres::Error> {
+    Ok(client
+        .query(sql, &[])
+        .await?
         .iter()
         .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5)))
-        .collect()
+        .collect())
+}
+
+async fn source_rows(client: &tokio_postgres::Client, with_color: bool) -> Vec<Row> {
+    let columns = compared_columns(with_color);
+    let sql = format!("SELECT {columns} FROM items ORDER BY id");
+    compared_rows(client, &sql).await.expect("read the source")
 }
 
 /// A target table to compare with the source.
@@ -58,18 +68,10 @@ impl Target<'_> {
         match self {
             #[cfg(feature = "sink-postgres")]
             Target::Postgres(client) => {
-                let color = if with_color { "color" } else { "NULL::text" };
-                let sql = format!(
-                    "SELECT id, qty::int8, price::text, note, extract(epoch FROM at)::int8, \
-                     {color} FROM mirror.items WHERE NOT _deleted ORDER BY id"
-                );
-                match client.query(&sql, &[]).await {
-                    Ok(rows) => rows
-                        .iter()
-                        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5)))
-                        .collect(),
-                    Err(_) => Vec::new(),
-                }
+                let columns = compared_columns(with_color);
+                let sql =
+                    format!("SELECT {columns} FROM mirror.items WHERE NOT _deleted ORDER BY id");
+                compared_rows(client, &sql).await.unwrap_or_default()
             }
             #[cfg(feature = "sink-clickhouse")]
             Target::ClickHouse(server) => {
@@ -210,6 +212,27 @@ fn batch(events: Vec<ChangeEvent>) -> Batch {
     }
 }
 
+/// A sink's raw config from the TOML body of its `[[sink]]` table.
+fn raw_config<T: serde::de::DeserializeOwned>(text: &str) -> T {
+    let table = toml::Value::Table(toml::from_str(text).unwrap());
+    sluice_api::from_toml(table, "sink").unwrap()
+}
+
+/// The `dead_letter` line sending refused rows to the file at `path`.
+fn dead_letter_file(path: &std::path::Path) -> String {
+    format!(
+        "dead_letter = {{ type = \"file\", path = {:?} }}",
+        path.display().to_string()
+    )
+}
+
+/// Creates of ids 1 to 9 (at LSNs 11 to 19), each with the quantity `qty` gives its id.
+fn creates(qty: impl Fn(i64) -> i32) -> Vec<ChangeEvent> {
+    (1..=9)
+        .map(|id| change(Op::Create, 10 + id as u64, id, Some(qty(id))))
+        .collect()
+}
+
 /// The dead letters in `path`, each with its `key` (the row's key columns as JSON text) parsed
 /// back into a JSON object.
 fn dead_letters(path: &std::path::Path) -> Vec<serde_json::Value> {
@@ -231,14 +254,26 @@ mod postgres {
     use sluice_sink_postgres::{PostgresSink, RawPostgresSinkConfig};
 
     fn sink(target: &ThrowawayPostgres, extra: &str) -> PostgresSink {
-        let text = format!(
-            "connection = \"{}\"\n{extra}",
-            target.url(SUPERUSER, DEFAULT_DATABASE)
-        );
-        let raw: RawPostgresSinkConfig =
-            sluice_api::from_toml(toml::Value::Table(toml::from_str(&text).unwrap()), "sink")
-                .unwrap();
+        sink_to(&target.url(SUPERUSER, DEFAULT_DATABASE), extra)
+    }
+
+    fn sink_to(connection: &str, extra: &str) -> PostgresSink {
+        let text = format!("connection = \"{connection}\"\n{extra}");
+        let raw: RawPostgresSinkConfig = raw_config(&text);
         PostgresSink::new("warehouse", &raw.validate("sink").unwrap())
+    }
+
+    /// A sink whose target table holds row 100 and then refuses negative quantities.
+    async fn sink_refusing_negative_qty(target: &ThrowawayPostgres, extra: &str) -> PostgresSink {
+        let mut sink = sink(target, extra);
+        sink.write(&batch(vec![change(Op::Create, 5, 100, Some(1))]))
+            .await
+            .unwrap();
+        target
+            .execute("ALTER TABLE public.items ADD CONSTRAINT qty_positive CHECK (qty >= 0)")
+            .await
+            .unwrap();
+        sink
     }
 
     /// `(id, qty, _deleted)` of every target row.
@@ -302,14 +337,7 @@ mod postgres {
                 target.port()
             )
         };
-        let sink_for = |query: &str| {
-            let text = format!("connection = \"{}\"", url(query));
-            let raw: RawPostgresSinkConfig =
-                sluice_api::from_toml(toml::Value::Table(toml::from_str(&text).unwrap()), "sink")
-                    .unwrap();
-            PostgresSink::new("warehouse", &raw.validate("sink").unwrap())
-        };
-        let mut plain = sink_for("sslmode=disable");
+        let mut plain = sink_to(&url("sslmode=disable"), "");
         let refused = plain
             .write(&batch(vec![change(Op::Create, 10, 1, Some(1))]))
             .await
@@ -319,7 +347,7 @@ mod postgres {
             "the password leaked into: {refused}"
         );
         let verify = format!("sslmode=verify-full&sslrootcert={}", root.display());
-        let mut sink = sink_for(&verify);
+        let mut sink = sink_to(&url(&verify), "");
         sink.write(&batch(vec![change(Op::Create, 10, 1, Some(1))]))
             .await
             .unwrap();
@@ -413,30 +441,8 @@ mod postgres {
         let target = support::start_postgres().await;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("dead.jsonl");
-        let mut sink = sink(
-            &target,
-            &format!(
-                "dead_letter = {{ type = \"file\", path = {:?} }}",
-                path.display().to_string()
-            ),
-        );
-        sink.write(&batch(vec![change(Op::Create, 5, 100, Some(1))]))
-            .await
-            .unwrap();
-        target
-            .execute("ALTER TABLE public.items ADD CONSTRAINT qty_positive CHECK (qty >= 0)")
-            .await
-            .unwrap();
-        let events = (1..=9)
-            .map(|id| {
-                change(
-                    Op::Create,
-                    10 + id as u64,
-                    id,
-                    Some(if id == 4 || id == 7 { -1 } else { 1 }),
-                )
-            })
-            .collect();
+        let mut sink = sink_refusing_negative_qty(&target, &dead_letter_file(&path)).await;
+        let events = creates(|id| if id == 4 || id == 7 { -1 } else { 1 });
         sink.write(&batch(events)).await.unwrap();
         let ids: Vec<i64> = target_rows(&target).await.iter().map(|r| r.0).collect();
         assert_eq!(ids, [1, 2, 3, 5, 6, 8, 9, 100]);
@@ -464,14 +470,7 @@ mod postgres {
     #[tokio::test]
     async fn a_refused_row_without_a_dead_letter_file_is_fatal_and_commits_nothing() {
         let target = support::start_postgres().await;
-        let mut sink = sink(&target, "");
-        sink.write(&batch(vec![change(Op::Create, 5, 100, Some(1))]))
-            .await
-            .unwrap();
-        target
-            .execute("ALTER TABLE public.items ADD CHECK (qty >= 0)")
-            .await
-            .unwrap();
+        let mut sink = sink_refusing_negative_qty(&target, "").await;
         let error = sink
             .write(&batch(vec![
                 change(Op::Create, 10, 1, Some(1)),
@@ -513,9 +512,11 @@ mod clickhouse {
              password = \"{CLICKHOUSE_PASSWORD}\"\n{extra}",
             server.url()
         );
-        let raw: RawClickHouseSinkConfig =
-            sluice_api::from_toml(toml::Value::Table(toml::from_str(&text).unwrap()), "sink")
-                .unwrap();
+        sink_from(&text)
+    }
+
+    fn sink_from(text: &str) -> ClickHouseSink {
+        let raw: RawClickHouseSinkConfig = raw_config(text);
         ClickHouseSink::new("warehouse", &raw.validate("sink").unwrap()).unwrap()
     }
 
@@ -598,23 +599,8 @@ mod clickhouse {
             .unwrap();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("dead.jsonl");
-        let mut sink = sink(
-            &server,
-            &format!(
-                "dead_letter = {{ type = \"file\", path = {:?} }}",
-                path.display().to_string()
-            ),
-        );
-        let events = (1..=9)
-            .map(|id| {
-                change(
-                    Op::Create,
-                    10 + id as u64,
-                    id,
-                    Some(if id == 3 { 123_456 } else { 1 }),
-                )
-            })
-            .collect();
+        let mut sink = sink(&server, &dead_letter_file(&path));
+        let events = creates(|id| if id == 3 { 123_456 } else { 1 });
         sink.write(&batch(events)).await.unwrap();
         let ids: Vec<i64> = live_rows_decimal(&server).await;
         assert_eq!(ids, [1, 2, 4, 5, 6, 7, 8, 9]);
@@ -658,10 +644,7 @@ mod clickhouse {
             "url = \"{}\"\nuser = \"{CLICKHOUSE_USER}\"\npassword = \"wrong\"",
             server.url()
         );
-        let raw: RawClickHouseSinkConfig =
-            sluice_api::from_toml(toml::Value::Table(toml::from_str(&text).unwrap()), "sink")
-                .unwrap();
-        let mut wrong = ClickHouseSink::new("warehouse", &raw.validate("sink").unwrap()).unwrap();
+        let mut wrong = sink_from(&text);
         let error = wrong.write(&retried).await.unwrap_err();
         assert_eq!(error.class, ErrorClass::Fatal, "{error}");
         assert!(

@@ -68,6 +68,16 @@ impl Shared {
         }
         Ok(value)
     }
+
+    /// Apply a setting change. Settings are persisted even when the value is unchanged, so a
+    /// `PUT` always leaves the stored state saying what was asked for.
+    async fn set(&self, change: impl FnOnce(&mut Store)) -> Result<(), RegistryError> {
+        self.write(|store| {
+            change(store);
+            Ok(((), true))
+        })
+        .await
+    }
 }
 
 type AppState = State<Arc<Shared>>;
@@ -455,6 +465,21 @@ async fn check_all_versions(
     Ok(compatibility_reply(messages, flag(&params, "verbose")))
 }
 
+/// A subject's own setting (compatibility level or mode); without one, the global setting when
+/// the request asks for `defaultToGlobal`, else the error saying the subject has none.
+fn subject_or_global<T>(
+    own: Option<T>,
+    global: T,
+    params: &HashMap<String, String>,
+    not_configured: impl FnOnce() -> RegistryError,
+) -> Result<T, RegistryError> {
+    match own {
+        Some(value) => Ok(value),
+        None if flag(params, "defaultToGlobal") => Ok(global),
+        None => Err(not_configured()),
+    }
+}
+
 /// `PUT /config` bodies: `{"compatibility": "FULL"}`.
 #[derive(Deserialize)]
 struct ConfigRequest {
@@ -483,10 +508,7 @@ async fn get_global_config(State(shared): AppState) -> ApiResult {
 async fn put_global_config(State(shared): AppState, headers: HeaderMap, body: Bytes) -> ApiResult {
     let level = parse_level(&headers, &body)?;
     shared
-        .write(|store| {
-            store.set_compatibility(None, level);
-            Ok(((), true))
-        })
+        .set(|store| store.set_compatibility(None, level))
         .await?;
     tracing::info!(%level, "global compatibility level set");
     Ok(reply(&json!({"compatibility": level.as_str()})))
@@ -505,11 +527,12 @@ async fn get_subject_config(
     Query(params): Params,
 ) -> ApiResult {
     let store = shared.store.read().await;
-    let level = match store.subject_compatibility(&subject) {
-        Some(level) => level,
-        None if flag(&params, "defaultToGlobal") => store.compatibility(),
-        None => return Err(RegistryError::SubjectCompatibilityNotConfigured(subject)),
-    };
+    let level = subject_or_global(
+        store.subject_compatibility(&subject),
+        store.compatibility(),
+        &params,
+        || RegistryError::SubjectCompatibilityNotConfigured(subject),
+    )?;
     Ok(reply(&level_body(level)))
 }
 
@@ -521,10 +544,7 @@ async fn put_subject_config(
 ) -> ApiResult {
     let level = parse_level(&headers, &body)?;
     shared
-        .write(|store| {
-            store.set_compatibility(Some(&subject), level);
-            Ok(((), true))
-        })
+        .set(|store| store.set_compatibility(Some(&subject), level))
         .await?;
     tracing::info!(subject, %level, "subject compatibility level set");
     Ok(reply(&json!({"compatibility": level.as_str()})))
@@ -559,12 +579,7 @@ async fn get_global_mode(State(shared): AppState) -> ApiResult {
 
 async fn put_global_mode(State(shared): AppState, headers: HeaderMap, body: Bytes) -> ApiResult {
     let mode = parse_mode(&headers, &body)?;
-    shared
-        .write(|store| {
-            store.set_mode(None, mode);
-            Ok(((), true))
-        })
-        .await?;
+    shared.set(|store| store.set_mode(None, mode)).await?;
     tracing::info!(mode = mode.as_str(), "global mode set");
     Ok(reply(&mode_body(mode)))
 }
@@ -575,11 +590,9 @@ async fn get_subject_mode(
     Query(params): Params,
 ) -> ApiResult {
     let store = shared.store.read().await;
-    let mode = match store.subject_mode(&subject) {
-        Some(mode) => mode,
-        None if flag(&params, "defaultToGlobal") => store.mode(),
-        None => return Err(RegistryError::SubjectModeNotConfigured(subject)),
-    };
+    let mode = subject_or_global(store.subject_mode(&subject), store.mode(), &params, || {
+        RegistryError::SubjectModeNotConfigured(subject)
+    })?;
     Ok(reply(&mode_body(mode)))
 }
 
@@ -591,10 +604,7 @@ async fn put_subject_mode(
 ) -> ApiResult {
     let mode = parse_mode(&headers, &body)?;
     shared
-        .write(|store| {
-            store.set_mode(Some(&subject), mode);
-            Ok(((), true))
-        })
+        .set(|store| store.set_mode(Some(&subject), mode))
         .await?;
     tracing::info!(subject, mode = mode.as_str(), "subject mode set");
     Ok(reply(&mode_body(mode)))

@@ -93,6 +93,23 @@ impl RawDeadLetterConfig {
             Err(problems)
         }
     }
+
+    /// Validate a sink's optional `dead_letter` table, keyed under `prefix` (e.g.
+    /// `sink[0].dead_letter`), adding its problems to the sink's `problems`: `None` when the
+    /// table is absent or has problems.
+    pub fn validate_optional(
+        raw: Option<Self>,
+        prefix: &str,
+        problems: &mut Vec<ConfigProblem>,
+    ) -> Option<DeadLetterConfig> {
+        match raw?.validate(prefix) {
+            Ok(config) => Some(config),
+            Err(found) => {
+                problems.extend(found);
+                None
+            }
+        }
+    }
 }
 
 impl DeadLetterConfig {
@@ -264,5 +281,36 @@ mod tests {
             keys,
             ["sink[1].dead_letter.type", "sink[1].dead_letter.path"]
         );
+    }
+
+    #[test]
+    fn an_optional_dead_letter_table_adds_its_problems_to_the_sinks() {
+        let mut problems = vec![ConfigProblem::new("sink[1].url", "must not be empty")];
+        let absent =
+            RawDeadLetterConfig::validate_optional(None, "sink[1].dead_letter", &mut problems);
+        assert_eq!(absent, None);
+        assert_eq!(problems.len(), 1);
+        let raw = RawDeadLetterConfig {
+            kind: Some("file".into()),
+            path: None,
+        };
+        let invalid =
+            RawDeadLetterConfig::validate_optional(Some(raw), "sink[1].dead_letter", &mut problems);
+        assert_eq!(invalid, None);
+        let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(keys, ["sink[1].url", "sink[1].dead_letter.path"]);
+        let raw = RawDeadLetterConfig {
+            kind: Some("file".into()),
+            path: Some("dead.jsonl".into()),
+        };
+        let valid =
+            RawDeadLetterConfig::validate_optional(Some(raw), "sink[1].dead_letter", &mut problems);
+        assert_eq!(
+            valid,
+            Some(DeadLetterConfig::File {
+                path: "dead.jsonl".into()
+            })
+        );
+        assert_eq!(problems.len(), 2);
     }
 }

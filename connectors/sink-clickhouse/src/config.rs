@@ -129,16 +129,11 @@ impl RawClickHouseSinkConfig {
                 "must not be empty: a file path, or leave the key out",
             ));
         }
-        let dead_letter = match self.dead_letter {
-            None => None,
-            Some(raw) => match raw.validate(&key("dead_letter")) {
-                Ok(config) => Some(config),
-                Err(found) => {
-                    problems.extend(found);
-                    None
-                }
-            },
-        };
+        let dead_letter = RawDeadLetterConfig::validate_optional(
+            self.dead_letter,
+            &key("dead_letter"),
+            &mut problems,
+        );
         if !problems.is_empty() {
             return Err(problems);
         }

@@ -11,6 +11,7 @@
 
 use base64::Engine;
 use serde_json::{json, Map, Value as Json};
+use sluice_api::pg_text::{pg_text, uuid_text};
 use sluice_api::{
     civil_from_days, ChangeEvent, Geometry, Infinite, Numeric, RangeValue, Row, TableSchema, Value,
 };
@@ -119,7 +120,7 @@ pub fn value_json(value: &Value) -> Json {
             Json::from(month_micros as i64 + i64::from(i.days) * MICROS_PER_DAY + i.micros)
         }
         Value::Uuid(bytes) => Json::from(uuid_text(bytes)),
-        Value::Bits { len, data } => Json::from(bit_text(*len, data)),
+        Value::Bits { .. } => Json::from(pg_text(value)),
         Value::Array(items) => Json::Array(items.iter().map(value_json).collect()),
         Value::Range(range) => Json::from(range_text(range)),
         Value::Hstore(pairs) => Json::Object(
@@ -172,31 +173,6 @@ fn iso_utc(micros: i64) -> String {
     let (year, month, day) = civil_from_days(days);
     let tod = time_of_day(micros.rem_euclid(MICROS_PER_DAY));
     format!("{year:04}-{month:02}-{day:02}T{tod}Z")
-}
-
-fn uuid_text(b: &[u8; 16]) -> String {
-    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
-}
-
-fn bit_text(len: u32, data: &[u8]) -> String {
-    (0..len as usize)
-        .map(|i| {
-            let byte = data.get(i / 8).copied().unwrap_or(0);
-            if byte & (0x80 >> (i % 8)) != 0 {
-                '1'
-            } else {
-                '0'
-            }
-        })
-        .collect()
 }
 
 fn range_text(range: &RangeValue) -> String {

@@ -95,16 +95,11 @@ impl RawPostgresSinkConfig {
                 format!("must be between 1 and {MAX_PARAMETERS}"),
             ));
         }
-        let dead_letter = match self.dead_letter {
-            None => None,
-            Some(raw) => match raw.validate(&key("dead_letter")) {
-                Ok(config) => Some(config),
-                Err(found) => {
-                    problems.extend(found);
-                    None
-                }
-            },
-        };
+        let dead_letter = RawDeadLetterConfig::validate_optional(
+            self.dead_letter,
+            &key("dead_letter"),
+            &mut problems,
+        );
         match connection {
             Some(connection) if problems.is_empty() => Ok(PostgresSinkConfig {
                 connection,

@@ -239,16 +239,11 @@ impl RawSearchSinkConfig {
             ));
         }
 
-        let dead_letter = match self.dead_letter {
-            None => None,
-            Some(raw) => match raw.validate(&key("dead_letter")) {
-                Ok(d) => Some(d),
-                Err(found) => {
-                    problems.extend(found);
-                    None
-                }
-            },
-        };
+        let dead_letter = RawDeadLetterConfig::validate_optional(
+            self.dead_letter,
+            &key("dead_letter"),
+            &mut problems,
+        );
 
         if !problems.is_empty() {
             return Err(problems);

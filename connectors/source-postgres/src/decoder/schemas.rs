@@ -25,7 +25,9 @@ fn namespace_or_catalog(namespace: &str) -> &str {
 fn with_primary_key(table: &TableSchema, key: &[String]) -> Option<TableSchema> {
     if table.replica_identity != ReplicaIdentity::Full
         || key.is_empty()
-        || !key.iter().all(|k| table.columns.iter().any(|c| &c.name == k))
+        || !key
+            .iter()
+            .all(|k| table.columns.iter().any(|c| &c.name == k))
     {
         return None;
     }
