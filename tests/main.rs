@@ -31,6 +31,8 @@ mod ops;
     feature = "sink-postgres"
 ))]
 mod proof;
+#[cfg(feature = "sink-postgres")]
+mod proof_types;
 mod registry;
 #[cfg(feature = "sink-search")]
 mod search;
