@@ -635,8 +635,8 @@ async fn every_sink_replays_to_the_source_after_registry_and_daemon_restarts() {
 }
 
 /// Not in CI: in one of several runs a change reached Kafka for the first time after a newer
-/// change of its key, once the broker had been killed -9 under load (the final state was not
-/// reached: the ordering check stops first). Kept to reproduce it; see README.
+/// change of its key, once the broker had been killed -9 under load (the ordering check stops
+/// the test before the replayed state is compared). Kept to reproduce it; see README.
 #[tokio::test]
 #[ignore = "a broker killed -9 under load once let an older change of a key land after a newer one; under investigation"]
 async fn every_sink_replays_to_the_source_after_broker_and_registry_restarts() {
