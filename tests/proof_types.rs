@@ -1,18 +1,25 @@
 //! The proof of the delivery contract for column types: a table with a column of each common
 //! built-in type (and an enum, arrays, a range, bit strings, geometry, an out-of-line text),
 //! written by a random workload of upserts, partial updates and deletes with NULLs and special
-//! values (NaN, infinities, quotes, commas, non-ASCII text) while the `sluice` binary is killed
-//! -9 and started again. Afterwards the PostgreSQL warehouse must hold every row exactly as the
-//! source does, compared column by column in PostgreSQL's own text form.
+//! values (NaN, infinities, quotes, commas, non-ASCII text) while the `sluice` binary, feeding
+//! Kafka (Avro through the embedded registry), the search server and a PostgreSQL warehouse at
+//! once, is killed -9 and started again. Afterwards each sink must hold every row as the
+//! source does, compared column by column in PostgreSQL's own text form: the warehouse's
+//! columns directly, the Kafka topic replayed in order and the index's documents read back
+//! into PostgreSQL by [`read_back`], which states per type how each sink's value maps to the
+//! column's (and where that mapping is documented as lossy, what it keeps).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use serde_json::{json, Value as Json};
 use tokio_postgres::{Client, NoTls};
 
 use crate::harness::{self, SLOT};
-use crate::support::{self, ConfigFile, SluiceProcess, ThrowawayPostgres};
+use crate::support::kafka::{self, ThrowawayKafka};
+use crate::support::search::ThrowawaySearch;
+use crate::support::{self, ConfigFile, SluiceProcess};
 use crate::support::{DEFAULT_DATABASE, SUPERUSER};
 
 const WAIT: Duration = Duration::from_secs(300);
@@ -20,6 +27,10 @@ const WAIT: Duration = Duration::from_secs(300);
 const MIN_TRANSACTIONS: u64 = 300;
 /// Kill -9s of the daemon while the writer runs.
 const KILLS: usize = 3;
+/// The row written last: the Kafka consumer reads until its record arrives.
+const SENTINEL: i64 = 900_000_000;
+/// The table's topic and index.
+const TOPIC: &str = "test.public.typed";
 
 /// Each column with the SQL expression that gives it a random value (NULL one time in ten).
 const COLUMNS: &[(&str, &str, &str)] = &[
@@ -145,6 +156,9 @@ const COLUMNS: &[(&str, &str, &str)] = &[
     ),
 ];
 
+/// The table, with a full replica identity: the search sink needs the old row to fill in an
+/// out-of-line value an update left unchanged (with the default identity it dead-letters such
+/// an update, as README "Search sink" says).
 fn table_sql() -> String {
     let columns: Vec<String> = COLUMNS
         .iter()
@@ -155,7 +169,8 @@ fn table_sql() -> String {
          CREATE FUNCTION maybe(anyelement) RETURNS anyelement LANGUAGE sql VOLATILE
              AS 'SELECT CASE WHEN random() < 0.1 THEN NULL ELSE $1 END';
          CREATE TABLE typed (id int8 PRIMARY KEY, {});
-         ALTER TABLE typed ALTER c_big SET STORAGE EXTERNAL",
+         ALTER TABLE typed ALTER c_big SET STORAGE EXTERNAL;
+         ALTER TABLE typed REPLICA IDENTITY FULL",
         columns.join(", ")
     )
 }
@@ -204,24 +219,136 @@ fn transaction(n: u64) -> String {
     }
 }
 
-/// Every row of `table` (filtered), each column in PostgreSQL's text form.
-async fn text_rows(client: &Client, table: &str, filter: &str) -> Vec<Vec<Option<String>>> {
-    let columns: Vec<String> = COLUMNS
+/// The sinks the rows are compared in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Sink {
+    Warehouse,
+    Kafka,
+    Search,
+}
+
+/// For column `name` of type `ty`: the source's form of it compared in `sink`, and the SQL that
+/// reads the sink's value back into that form. The warehouse holds the column itself; for
+/// Kafka and search, `doc` is the replayed after image or the document (jsonb) with the
+/// sink's value of the column, whose form each sink documents (README "Event format").
+fn read_back(sink: Sink, name: &str, ty: &str) -> (String, String) {
+    let c = name;
+    let v = format!("(doc->'{name}')");
+    let t = format!("(doc->>'{name}')");
+    let same = |sink_form: String| (format!("{c}::text"), sink_form);
+    let bits = |n: u32| {
+        // Debezium's Bits: the bit string as an unsigned integer, little-endian bytes.
+        same(format!(
+            "CASE WHEN {t} IS NOT NULL THEN (SELECT coalesce(sum(get_byte(b, i)::int8 << (8 * i)), 0)::int8 \
+             FROM (SELECT {t}::bytea AS b) x, generate_series(0, length(b) - 1) i)::bit({n})::{ty}::text END"
+        ))
+    };
+    match (sink, ty) {
+        (Sink::Warehouse, _) => same(format!("{c}::text")),
+        // Microseconds with a month of 30.4375 days (Debezium's MicroDuration): months and
+        // days are not kept apart, their sum is.
+        (_, "interval") => (
+            format!(
+                "((extract(year FROM {c}) * 12 + extract(month FROM {c})) * 2629800000000 \
+                 + extract(day FROM {c}) * 86400000000 + extract(hour FROM {c}) * 3600000000 \
+                 + extract(minute FROM {c}) * 60000000 + extract(microseconds FROM {c}))::int8::text"
+            ),
+            format!("{t}::int8::text"),
+        ),
+        // The time in UTC: the instant is kept, the offset it was written with is not.
+        (_, "timetz") => (
+            format!("({c} AT TIME ZONE 'UTC')::text"),
+            format!("({t}::timetz AT TIME ZONE 'UTC')::text"),
+        ),
+        (_, "time") => same(format!(
+            "(time '00:00' + ({t} || ' microseconds')::interval)::text"
+        )),
+        (_, "point") => same(format!(
+            "point(({v}->>'x')::float8, ({v}->>'y')::float8)::text"
+        )),
+        (_, "int4[]" | "text[]") => same(format!(
+            "CASE WHEN jsonb_typeof({v}) = 'array' THEN ARRAY(SELECT e FROM \
+             jsonb_array_elements_text({v}) WITH ORDINALITY AS a(e, i) ORDER BY i)::{ty}::text END"
+        )),
+        // A variable-scale decimal has no NaN: Avro carries it as null.
+        (Sink::Kafka, "numeric") => (
+            format!("CASE WHEN {c} <> 'NaN' THEN {c}::text END"),
+            format!("{t}::numeric::text"),
+        ),
+        (Sink::Kafka, "date") => same(format!("(date '1970-01-01' + {t}::int)::text")),
+        (Sink::Kafka, "timestamp") => same(format!(
+            "(timestamp '1970-01-01' + ({t} || ' microseconds')::interval)::text"
+        )),
+        (Sink::Kafka, "bit(4)") => bits(4),
+        (Sink::Kafka, "varbit(8)") => bits(8),
+        (Sink::Search, "bytea") => same(format!("decode({t}, 'base64')::text")),
+        // Embedded as JSON in the document: its text is normalised as jsonb's.
+        (Sink::Search, "json" | "jsonb") => (
+            format!("{c}::jsonb::text"),
+            format!("CASE WHEN jsonb_typeof({v}) <> 'null' THEN {v}::text END"),
+        ),
+        _ => same(format!("{t}::{ty}::text")),
+    }
+}
+
+/// The query for every row in `sink`'s terms: from the source table (`source`), or as the sink
+/// holds it.
+fn rows_sql(sink: Sink, source: bool) -> String {
+    let forms: Vec<String> = COLUMNS
         .iter()
-        .map(|(name, _, _)| format!("{name}::text"))
+        .map(|(name, ty, _)| {
+            let (source_form, sink_form) = read_back(sink, name, ty);
+            if source {
+                source_form
+            } else {
+                sink_form
+            }
+        })
         .collect();
-    let sql = format!(
-        "SELECT id::text, {} FROM {table} WHERE {filter} ORDER BY id",
-        columns.join(", ")
-    );
-    let rows = client.query(&sql, &[]).await.unwrap();
+    let from = match (sink, source) {
+        (_, true) => "typed",
+        (Sink::Warehouse, false) => "mirror.typed WHERE NOT _deleted",
+        (Sink::Kafka, false) => "replayed.kafka",
+        (Sink::Search, false) => "replayed.search",
+    };
+    format!(
+        "SELECT id::text, {} FROM {from} ORDER BY id",
+        forms.join(", ")
+    )
+}
+
+async fn text_rows(client: &Client, sql: &str) -> Vec<Vec<Option<String>>> {
+    let rows = client
+        .query(sql, &[])
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
     rows.iter()
         .map(|row| (0..row.len()).map(|i| row.get(i)).collect())
         .collect()
 }
 
+/// Store what a sink holds in `replayed.<table>` of the source database, to be read back by
+/// [`read_back`]: `select` takes the JSON text `$1` apart into ids and documents.
+async fn store(client: &Client, table: &str, json: &str, select: &str) {
+    client
+        .batch_execute(&format!(
+            "CREATE SCHEMA IF NOT EXISTS replayed;
+             CREATE TABLE replayed.{table} (id int8 PRIMARY KEY, doc jsonb)"
+        ))
+        .await
+        .unwrap();
+    client
+        .execute(&format!("INSERT INTO replayed.{table} {select}"), &[&json])
+        .await
+        .unwrap_or_else(|e| panic!("store {table}: {e}"));
+}
+
 /// The first row that differs, column by column, for the failure message.
-fn first_difference(expected: &[Vec<Option<String>>], actual: &[Vec<Option<String>>]) -> String {
+fn first_difference(
+    sink: Sink,
+    expected: &[Vec<Option<String>>],
+    actual: &[Vec<Option<String>>],
+) -> String {
     let names: Vec<&str> = std::iter::once("id")
         .chain(COLUMNS.iter().map(|(name, _, _)| *name))
         .collect();
@@ -231,13 +358,13 @@ fn first_difference(expected: &[Vec<Option<String>>], actual: &[Vec<Option<Strin
                 .iter()
                 .zip(e.iter().zip(a))
                 .filter(|(_, (x, y))| x != y)
-                .map(|(name, (x, y))| format!("{name}: source {x:?}, warehouse {y:?}"))
+                .map(|(name, (x, y))| format!("{name}: source {x:?}, {sink:?} {y:?}"))
                 .collect();
             return format!("id {:?}: {}", e[0], columns.join("; "));
         }
     }
     format!(
-        "{} rows in the source, {} in the warehouse",
+        "{} rows in the source, {} in {sink:?}",
         expected.len(),
         actual.len()
     )
@@ -265,32 +392,34 @@ async fn write(url: String, stop: Arc<AtomicBool>, committed: Arc<AtomicU64>) {
     }
 }
 
-async fn wait_progress(pg: &ThrowawayPostgres, what: &str) {
-    let client = pg.client(DEFAULT_DATABASE).await.unwrap();
-    let now = support::slot_confirmed_flush_lsn(&client, SLOT)
-        .await
-        .unwrap_or_default();
-    support::wait_until(what, WAIT, || async {
-        support::slot_confirmed_flush_lsn(&client, SLOT)
-            .await
-            .is_some_and(|lsn| lsn > now)
-    })
-    .await;
-}
-
 #[tokio::test]
-async fn every_column_type_reaches_the_warehouse_exactly_as_the_source_holds_it_through_kills() {
+async fn every_column_type_reaches_every_sink_as_the_source_holds_it_through_kills() {
     let pg = support::start_postgres_with(&table_sql()).await;
+    let kafka = ThrowawayKafka::start().await;
+    let search = ThrowawaySearch::start().await;
     let target = support::start_postgres().await;
-    let sink = format!(
-        "name = \"warehouse\"\ntype = \"postgres\"\nschema = \"mirror\"\n\
-         connection = \"postgres://{SUPERUSER}@127.0.0.1:{}/{DEFAULT_DATABASE}?sslmode=disable\"",
-        target.port()
+    let dir = tempfile::tempdir().unwrap();
+    let registry_port = support::free_port();
+    let sinks = format!(
+        "name = \"kafka\"\ntype = \"kafka\"\nbrokers = \"{brokers}\"\npartitions = 3\n\
+         \n[[sink]]\nname = \"search\"\ntype = \"search\"\nurl = \"{search}\"\n{mappings}\n\
+         \n[[sink]]\nname = \"warehouse\"\ntype = \"postgres\"\nschema = \"mirror\"\n\
+         connection = \"postgres://{SUPERUSER}@127.0.0.1:{target}/{DEFAULT_DATABASE}?sslmode=disable\"",
+        brokers = kafka.bootstrap(),
+        search = search.url(),
+        // The jsonb values hold arrays mixing strings, nulls and booleans, which no search
+        // field type takes: the index keeps them in `_source` without indexing them.
+        mappings = "mappings = { \"public.typed\" = { c_jsonb = { type = \"object\", enabled = false } } }",
+        target = target.port(),
     );
-    let config = support::write_config(
-        &harness::config_toml(&pg, &["public.typed"], "")
-            .replace("name = \"null\"\ntype = \"memory\"\nretain = false", &sink),
-    );
+    // The registry keeps its schemas in a file: each daemon run after a kill finds the ids
+    // the records already in Kafka carry.
+    let config = support::write_config(&format!(
+        "{}\n[registry]\nlisten = \"127.0.0.1:{registry_port}\"\nstorage = {:?}\n",
+        harness::config_toml(&pg, &["public.typed"], "")
+            .replace("name = \"null\"\ntype = \"memory\"\nretain = false", &sinks),
+        dir.path().join("registry.json").display().to_string()
+    ));
     let mut daemon = spawn(&config);
     harness::wait_streaming(&pg).await;
     let stop = Arc::new(AtomicBool::new(false));
@@ -302,11 +431,12 @@ async fn every_column_type_reaches_the_warehouse_exactly_as_the_source_holds_it_
     ));
     let mut logs = Vec::new();
     for round in 0..KILLS {
-        wait_progress(&pg, &format!("progress before kill {round}")).await;
+        let client = pg.client(DEFAULT_DATABASE).await.unwrap();
+        let what = format!("progress before kill {round}");
+        support::wait_slot_progress(&client, SLOT, &what, &daemon, WAIT, "").await;
         daemon.kill();
         logs.push(daemon.stderr());
         drop(daemon);
-        let client = pg.client(DEFAULT_DATABASE).await.unwrap();
         support::wait_slot_released(&client, SLOT, WAIT).await;
         daemon = spawn(&config);
     }
@@ -314,8 +444,17 @@ async fn every_column_type_reaches_the_warehouse_exactly_as_the_source_holds_it_
     writer.await.unwrap();
 
     let source = pg.client(DEFAULT_DATABASE).await.unwrap();
+    source
+        .batch_execute(&format!("INSERT INTO typed (id) VALUES ({SENTINEL})"))
+        .await
+        .unwrap();
     let end = support::current_wal_lsn(&source).await;
     support::wait_slot_confirmed(&source, SLOT, end, "every change is confirmed", WAIT).await;
+    // The daemon serves the registry the consumer decodes the records with.
+    let registry = format!("http://127.0.0.1:{registry_port}");
+    let records = kafka
+        .read_until_sentinel(&registry, "read_uncommitted", SENTINEL, TOPIC)
+        .await;
     daemon.terminate();
     let status = daemon.wait_exit(Duration::from_secs(60)).await;
     logs.push(daemon.stderr());
@@ -324,21 +463,51 @@ async fn every_column_type_reaches_the_warehouse_exactly_as_the_source_holds_it_
         assert!(!log.contains("panicked"), "no run panics:\n{log}");
     }
 
-    let expected = text_rows(&source, "typed", "true").await;
-    assert!(expected.len() > 100, "the workload leaves rows to compare");
-    let nulls = expected.iter().flatten().filter(|v| v.is_none()).count();
-    assert!(nulls > 100, "the workload writes NULLs ({nulls})");
-    let target = target.client(DEFAULT_DATABASE).await.unwrap();
-    let warehouse = text_rows(&target, "mirror.typed", "NOT _deleted").await;
+    let replay = kafka::replay(&records);
     assert!(
-        warehouse == expected,
-        "the warehouse equals the source, type by type: {}",
-        first_difference(&expected, &warehouse)
+        replay.reordered.is_empty(),
+        "no per-key reordering in Kafka: {:?}",
+        &replay.reordered[..replay.reordered.len().min(5)]
     );
+    let replayed = Json::Array(
+        replay
+            .state
+            .iter()
+            .map(|(id, after)| json!([id, after]))
+            .collect(),
+    );
+    let pairs = "SELECT (e->>0)::int8, e->1 FROM jsonb_array_elements($1::text::jsonb) e";
+    store(&source, "kafka", &replayed.to_string(), pairs).await;
+    // The documents as the server sent them: PostgreSQL reads their numbers exactly.
+    let hits = "SELECT (h->>'_id')::int8, h->'_source' \
+                FROM jsonb_array_elements($1::text::jsonb->'hits'->'hits') h";
+    store(&source, "search", &search.search_text(TOPIC).await, hits).await;
+
+    let target = target.client(DEFAULT_DATABASE).await.unwrap();
+    let mut checked = 0;
+    for (sink, holder) in [
+        (Sink::Warehouse, &target),
+        (Sink::Kafka, &source),
+        (Sink::Search, &source),
+    ] {
+        let expected = text_rows(&source, &rows_sql(sink, true)).await;
+        assert!(expected.len() > 100, "the workload leaves rows to compare");
+        let nulls = expected.iter().flatten().filter(|v| v.is_none()).count();
+        assert!(nulls > 100, "the workload writes NULLs ({nulls})");
+        let actual = text_rows(holder, &rows_sql(sink, false)).await;
+        assert!(
+            actual == expected,
+            "{sink:?} holds what the source does, type by type: {}",
+            first_difference(sink, &expected, &actual)
+        );
+        checked += expected.len();
+    }
     eprintln!(
-        "RESULT name=proof_types faults={KILLS} transactions={} rows_checked={} columns={}",
+        "RESULT name=proof_types faults={KILLS} transactions={} rows_checked={checked} \
+         columns={} kafka_records={} duplicates={}",
         committed.load(Ordering::Relaxed),
-        expected.len(),
-        COLUMNS.len() + 1
+        COLUMNS.len() + 1,
+        replay.records,
+        replay.duplicates
     );
 }

@@ -6,10 +6,12 @@ usage: consume_all.py BOOTSTRAP REGISTRY_URL ISOLATION SENTINEL_ID QUIET_S TIMEO
 (over TLS when KAFKA_SSL_CA_LOCATION names the CA to trust: see kafka_tls.py)
 ISOLATION is read_committed or read_uncommitted. Prints one JSON object per record, in
 consumption order: {"partition", "offset", "id" (the key's id), "op", "n" (after.n or null),
-"lsn" (source.lsn or null), "after" (the after image or null; decimals as text)}. Exits 3 when
-the sentinel did not arrive within TIMEOUT_S.
+"lsn" (source.lsn or null), "after" (the after image or null, in the plain form of `plain`)}.
+Exits 3 when the sentinel did not arrive within TIMEOUT_S.
 """
+import decimal
 import json
+import math
 import sys
 import time
 import uuid
@@ -20,6 +22,30 @@ from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from kafka_tls import tls_settings
+
+
+def plain(value):
+    """A decoded Avro value as plain JSON, each in PostgreSQL's input form where Avro has no
+    JSON one: decimals (Connect's and Debezium's variable-scale record) as text, bytes as
+    bytea hex, floats as text (NaN and the infinities as the words PostgreSQL reads)."""
+    if isinstance(value, dict):
+        if set(value) == {"scale", "value"} and isinstance(value["value"], bytes):
+            unscaled = int.from_bytes(value["value"], "big", signed=True)
+            return str(decimal.Decimal(unscaled).scaleb(-value["scale"]))
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    if isinstance(value, bytes):
+        return "\\x" + value.hex()
+    if isinstance(value, float):
+        # As text: the shortest form that reads back as the same double (a JSON number may be
+        # read back one unit in the last place off).
+        if math.isfinite(value):
+            return repr(value)
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    return value
 
 
 def main():
@@ -72,7 +98,7 @@ def main():
                     "op": None if value is None else value["op"],
                     "n": after.get("n"),
                     "lsn": None if value is None else value["source"]["lsn"],
-                    "after": after or None,
+                    "after": plain(after) or None,
                 }
             )
             if key["id"] == sentinel and value is not None:

@@ -10,9 +10,12 @@
 //! and advertises the front's port in its metadata, which makes every client connection after
 //! the bootstrap go through TLS too.
 
+use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
+
+use serde_json::Value as Json;
 
 use crate::support::s3::{self, ThrowawayS3};
 use crate::support::tls::{TestCertificates, TlsFront};
@@ -253,6 +256,23 @@ impl ThrowawayKafka {
         self.spawn().await;
     }
 
+    /// Stop the broker as an operator does (SIGTERM, then wait until it exited) and start it
+    /// again on the same port with its log.
+    pub async fn stop_and_start(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let pid = libc::pid_t::try_from(child.id()).expect("pids fit in pid_t");
+            // SAFETY: `pid` is this test's own child, not yet reaped.
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+            let exit = tokio::task::spawn_blocking(move || child.wait());
+            tokio::time::timeout(Duration::from_secs(60), exit)
+                .await
+                .expect("the broker exits within 60 s of SIGTERM")
+                .expect("wait for the broker")
+                .expect("reap the broker");
+        }
+        self.spawn().await;
+    }
+
     /// Kill the broker (SIGKILL) and reap it.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -265,5 +285,59 @@ impl ThrowawayKafka {
 impl Drop for ThrowawayKafka {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// What replaying a topic in consumption order builds (the after image of each key, as the
+/// consumer scripts print it), with what the replay saw on the way.
+pub struct Replay {
+    pub state: BTreeMap<i64, Json>,
+    pub records: usize,
+    pub duplicates: usize,
+    pub reordered: Vec<String>,
+}
+
+/// Replay records (as `consume_all.py` prints them) as a Debezium consumer does: creates,
+/// updates and snapshot reads set the row, a field holding the unavailable-TOAST placeholder
+/// keeping its previous value; deletes remove it; tombstones do nothing. A record older than
+/// one already seen for its key must be a redelivery (seen before); anything else is a
+/// reordering.
+pub fn replay(records: &[Json]) -> Replay {
+    const UNAVAILABLE: &str = "__debezium_unavailable_value";
+    let mut state: BTreeMap<i64, Json> = BTreeMap::new();
+    let mut seen: HashSet<(i64, u64, String)> = HashSet::new();
+    let mut newest: BTreeMap<i64, u64> = BTreeMap::new();
+    let (mut duplicates, mut reordered) = (0, Vec::new());
+    for record in records {
+        let (Some(id), Some(op)) = (record["id"].as_i64(), record["op"].as_str()) else {
+            continue;
+        };
+        let lsn = record["lsn"].as_u64().unwrap_or(0);
+        if !seen.insert((id, lsn, op.to_owned())) {
+            duplicates += 1;
+        } else if newest.get(&id).is_some_and(|&n| lsn < n) {
+            reordered.push(format!("key {id}: {op} at {lsn} after {}", newest[&id]));
+        }
+        let n = newest.entry(id).or_insert(lsn);
+        *n = (*n).max(lsn);
+        if op == "d" {
+            state.remove(&id);
+            continue;
+        }
+        let mut after = record["after"].clone();
+        if let (Some(fields), Some(old)) = (after.as_object_mut(), state.get(&id)) {
+            for (name, value) in fields.iter_mut() {
+                if value.as_str() == Some(UNAVAILABLE) {
+                    *value = old[name.as_str()].clone();
+                }
+            }
+        }
+        state.insert(id, after);
+    }
+    Replay {
+        state,
+        records: records.len(),
+        duplicates,
+        reordered,
     }
 }

@@ -119,6 +119,35 @@ pub async fn slot_confirmed_flush_lsn(client: &Client, slot: &str) -> Option<Lsn
     text.map(|t| t.parse().expect("postgres prints valid lsns"))
 }
 
+/// Wait until `slot`'s confirmed position moves past where it is now: `daemon` made progress
+/// through every sink. After `timeout`, fail naming `what` with the tail of the daemon's log,
+/// then `context`.
+pub async fn wait_slot_progress(
+    client: &Client,
+    slot: &str,
+    what: &str,
+    daemon: &SluiceProcess,
+    timeout: Duration,
+    context: &str,
+) {
+    let now = slot_confirmed_flush_lsn(client, slot)
+        .await
+        .unwrap_or_default();
+    let progress = async {
+        while slot_confirmed_flush_lsn(client, slot)
+            .await
+            .is_none_or(|lsn| lsn <= now)
+        {
+            tokio::time::sleep(POLL_INTERVAL).await;
+        }
+    };
+    if tokio::time::timeout(timeout, progress).await.is_err() {
+        let log = daemon.stderr();
+        let tail = &log[log.floor_char_boundary(log.len().saturating_sub(6000))..];
+        panic!("no {what} within {timeout:?}; daemon log:\n{tail}\n{context}");
+    }
+}
+
 /// Wait until `slot` has confirmed at least `lsn`; panic naming `what` after `timeout`.
 pub async fn wait_slot_confirmed(
     client: &Client,

@@ -150,6 +150,21 @@ impl ThrowawaySearch {
         docs
     }
 
+    /// The `_search` response for every document of `index` (up to 10,000) as the server sent
+    /// it, for comparisons that need numbers exactly as written (parsing into [`Json`] may move
+    /// a double by its last digit).
+    pub async fn search_text(&self, index: &str) -> String {
+        self.refresh(index).await;
+        let response = self
+            .http
+            .get(format!("{}/{index}/_search?size=10000", self.url()))
+            .send()
+            .await
+            .expect("search server request");
+        assert_eq!(response.status().as_u16(), 200, "search {index}");
+        response.text().await.expect("search response body")
+    }
+
     /// One document by id: `(_source, _version)`, None when absent.
     pub async fn document(&self, index: &str, id: &str) -> Option<(Json, u64)> {
         let (status, json) = self.get(&format!("{index}/_doc/{id}")).await;
