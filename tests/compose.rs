@@ -27,6 +27,8 @@ const METRIC_NAMES: &[&str] = &[
     "sluice_replication_lag_bytes",
     "sluice_replication_lag_seconds",
     "sluice_confirmed_lsn",
+    "sluice_source_spill_full",
+    "sluice_source_spill_full_retries_total",
     "sluice_snapshot_rows_total",
     "sluice_snapshot_rows_estimated",
     "sluice_snapshot_chunks_done",

@@ -194,21 +194,26 @@ pub(crate) async fn start_streaming_items() -> ThrowawayPostgres {
 }
 
 /// A streaming daemon writing to the file sink `events`, with `stream_buffer_bytes` of memory
-/// for streamed transactions and `spill_dir` beyond it. The config lives as long as the daemon.
+/// for streamed transactions and `spill_dir` beyond it; with its config, which lives as long as
+/// the daemon, and the base URL of its HTTP endpoint.
 pub(crate) async fn spawn_spilling_daemon(
     pg: &ThrowawayPostgres,
     events: &std::path::Path,
     stream_buffer_bytes: u64,
     spill_dir: &std::path::Path,
-) -> (SluiceProcess, support::ConfigFile) {
+) -> (SluiceProcess, support::ConfigFile, String) {
     let extra = format!(
         "stream_buffer_bytes = {stream_buffer_bytes}\nspill_dir = {:?}",
         spill_dir.display().to_string()
     );
     let config = support::write_config(&file_sink_config(pg, events, &extra));
-    let daemon = SluiceProcess::spawn(&["run", "--config", config.path().to_str().unwrap()], &[]);
+    let listen = format!("127.0.0.1:{}", support::free_port());
+    let daemon = SluiceProcess::spawn(
+        &["run", "--config", config.path().to_str().unwrap()],
+        &[(support::HTTP_LISTEN_VARIABLE, &listen)],
+    );
     harness::wait_streaming(pg).await;
-    (daemon, config)
+    (daemon, config, format!("http://{listen}"))
 }
 
 #[tokio::test]
@@ -217,7 +222,7 @@ async fn a_million_row_transaction_streams_through_with_memory_bounded_by_the_bu
     let dir = tempfile::tempdir().unwrap();
     let events = dir.path().join("events.jsonl");
     let budget_mib = 8;
-    let (mut daemon, _config) =
+    let (mut daemon, _config, _http) =
         spawn_spilling_daemon(&pg, &events, budget_mib << 20, dir.path()).await;
     let client = pg.client(DEFAULT_DATABASE).await.unwrap();
     client

@@ -1,7 +1,8 @@
 //! A full spill directory: a streamed transaction larger than the disk the daemon spills it to.
-//! The daemon says which directory is full and what to do, confirms nothing past the
-//! transaction, retries by itself with its backoff, and once space is freed delivers every row,
-//! in order, without repeats.
+//! The daemon says which directory is full and what to do (in its log, and in `/status` and
+//! `/metrics` while it waits), confirms nothing past the transaction, retries by itself with its
+//! backoff, and once space is freed delivers every row, in order, without repeats, and shows
+//! the wait as over.
 //!
 //! The small disk is a tmpfs mounted for the test, which needs root (or `sudo -n`): without
 //! either the test fails saying so, rather than passing without having tried.
@@ -10,9 +11,11 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use sluice::metrics::names;
+
 use crate::daemon::{read_events, spawn_spilling_daemon, start_streaming_items};
 use crate::harness::SLOT;
-use crate::support::{self, SluiceProcess, DEFAULT_DATABASE};
+use crate::support::{self, http, SluiceProcess, DEFAULT_DATABASE};
 
 const WAIT: Duration = Duration::from_secs(180);
 /// The spill disk while it is full: far smaller than the transaction's spill file.
@@ -109,7 +112,8 @@ async fn a_full_spill_directory_is_reported_retried_and_recovers_by_itself_once_
     let pg = start_streaming_items().await;
     let out = tempfile::tempdir().unwrap();
     let events = out.path().join("events.jsonl");
-    let (mut daemon, _config) = spawn_spilling_daemon(&pg, &events, 1 << 20, spill.path()).await;
+    let (mut daemon, _config, base) =
+        spawn_spilling_daemon(&pg, &events, 1 << 20, spill.path()).await;
     let client = pg.client(DEFAULT_DATABASE).await.unwrap();
     let first = "INSERT INTO items VALUES (0, 'before')";
     support::execute_and_wait_confirmed(&client, SLOT, first, "the first row is confirmed", WAIT)
@@ -142,15 +146,43 @@ async fn a_full_spill_directory_is_reported_retried_and_recovers_by_itself_once_
         daemon.peak_rss_kib().is_some(),
         "the daemon keeps running:\n{log}"
     );
-    let confirmed = support::slot_confirmed_flush_lsn(&client, SLOT)
-        .await
-        .unwrap();
-    assert!(
-        confirmed < big,
-        "nothing past the transaction is confirmed while it cannot spill: {confirmed} >= {big}"
-    );
+    support::assert_not_confirmed_past(
+        &client,
+        SLOT,
+        big,
+        "nothing past the transaction is confirmed while it cannot spill",
+    )
+    .await;
     let ids: Vec<i64> = read_events(&events).iter().map(|(id, _)| *id).collect();
     assert_eq!(ids, [0], "no row of the transaction is delivered yet");
+
+    // Operators see the wait without reading the log.
+    support::wait_until(
+        "/status and /metrics show the source waiting for spill space",
+        WAIT,
+        || async {
+            let waiting = http::metric(&base, names::SOURCE_SPILL_FULL, &[]).await == Some(1.0);
+            waiting
+                && http::status(&base)
+                    .await
+                    .is_some_and(|status| status["source_spill_full"]["dir"] == dir.as_str())
+        },
+    )
+    .await;
+    let retries = http::metric(&base, names::SOURCE_SPILL_FULL_RETRIES_TOTAL, &[]).await;
+    assert!(
+        retries.is_some_and(|n| n >= 2.0),
+        "both reported attempts are counted: {retries:?}"
+    );
+    let status = http::status(&base).await.expect("/status answers");
+    let wait = &status["source_spill_full"];
+    assert_eq!(wait["dir"], dir.as_str(), "{status}");
+    let reason = wait["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("No space left on device"), "{status}");
+    assert!(
+        wait["attempt_count"].as_u64().is_some_and(|n| n >= 2),
+        "{status}"
+    );
 
     spill.resize(LARGE_DISK);
     support::execute_and_wait_confirmed(
@@ -161,6 +193,22 @@ async fn a_full_spill_directory_is_reported_retried_and_recovers_by_itself_once_
         WAIT,
     )
     .await;
+    support::wait_until(
+        "/status and /metrics show the wait for spill space is over",
+        WAIT,
+        || async {
+            let over = http::metric(&base, names::SOURCE_SPILL_FULL, &[]).await == Some(0.0);
+            over && http::status(&base)
+                .await
+                .is_some_and(|status| status["source_spill_full"].is_null())
+        },
+    )
+    .await;
+    let retries_after = http::metric(&base, names::SOURCE_SPILL_FULL_RETRIES_TOTAL, &[]).await;
+    assert!(
+        retries_after >= retries,
+        "the count of retries stays: {retries_after:?} after {retries:?}"
+    );
     daemon.terminate();
     let status = daemon.wait_exit(Duration::from_secs(60)).await;
     let log = daemon.stderr();

@@ -13,7 +13,7 @@ use sluice_api::Lsn;
 
 use crate::harness::{self, SLOT};
 use crate::support::{
-    self, SluiceProcess, ThrowawayPostgres, DEFAULT_DATABASE, HTTP_LISTEN_VARIABLE,
+    self, http, SluiceProcess, ThrowawayPostgres, DEFAULT_DATABASE, HTTP_LISTEN_VARIABLE,
 };
 
 const WAIT: Duration = Duration::from_secs(120);
@@ -67,26 +67,23 @@ impl Daemon {
     }
 
     async fn get(&self, path: &str) -> (u16, String) {
-        request(http_client().get(format!("{}{path}", self.base))).await
+        http::get(&self.base, path).await
     }
 
     async fn post(&self, path: &str, token: Option<&str>, body: &str) -> (u16, String) {
-        let mut builder = http_client()
+        let mut builder = http::client()
             .post(format!("{}{path}", self.base))
             .header("content-type", "application/json")
             .body(body.to_owned());
         if let Some(token) = token {
             builder = builder.bearer_auth(token);
         }
-        request(builder).await
+        http::request(builder).await
     }
 
     /// One sample of `/metrics`; `None` when absent or the endpoint is not up.
     async fn metric(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-        let (status, text) = self.get("/metrics").await;
-        (status == 200)
-            .then(|| find_sample(&text, name, labels))
-            .flatten()
+        http::metric(&self.base, name, labels).await
     }
 
     async fn wait_metric(&self, what: &str, name: &str, labels: &[(&str, &str)], want: f64) {
@@ -107,21 +104,6 @@ impl Daemon {
         self.process.terminate();
         let status = self.process.wait_exit(Duration::from_secs(60)).await;
         assert!(status.success(), "{}", self.process.stderr());
-    }
-}
-
-fn http_client() -> reqwest::Client {
-    sluice::runtime::client::http_client().expect("http client")
-}
-
-/// Status and body; status 0 when the endpoint cannot be reached.
-async fn request(builder: reqwest::RequestBuilder) -> (u16, String) {
-    match builder.timeout(Duration::from_secs(10)).send().await {
-        Ok(response) => {
-            let status = response.status().as_u16();
-            (status, response.text().await.unwrap_or_default())
-        }
-        Err(_) => (0, String::new()),
     }
 }
 
@@ -535,13 +517,13 @@ async fn a_paused_daemon_holds_delivery_and_resume_delivers_everything_with_the_
     let (_, body) = daemon.get("/status").await;
     let status_json: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(status_json["paused"], true);
-    let confirmed = support::slot_confirmed_flush_lsn(&client, SLOT)
-        .await
-        .unwrap();
-    assert!(
-        confirmed < end,
-        "the slot holds the WAL of what is held back"
-    );
+    support::assert_not_confirmed_past(
+        &client,
+        SLOT,
+        end,
+        "the slot holds the WAL of what is held back",
+    )
+    .await;
 
     assert_eq!(daemon.post("/admin/resume", Some(TOKEN), "").await.0, 200);
     support::wait_until("every held change is delivered", WAIT, || async {
@@ -634,7 +616,7 @@ async fn a_failing_sink_makes_the_pipeline_unready_and_counts_its_retries_until_
     });
     let stop = tokio_util::sync::CancellationToken::new();
     let server = tokio::spawn(sluice::runtime::http::serve(listener, state, stop.clone()));
-    let get = |path: &str| request(http_client().get(format!("{base}{path}")));
+    let get = |path: &str| http::request(http::client().get(format!("{base}{path}")));
     harness::wait_streaming(&pg).await;
     support::wait_until("the pipeline is ready", WAIT, || async {
         get("/ready").await.0 == 200

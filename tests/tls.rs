@@ -11,7 +11,6 @@
 use std::time::Duration;
 
 use sluice::metrics::names;
-use sluice::metrics::text::find_sample;
 
 use crate::harness::{self, SLOT};
 use crate::support::{
@@ -75,28 +74,22 @@ async fn delivery_is_refused(
         output().contains(problem)
     })
     .await;
-    let http = sluice::runtime::client::http_client().expect("http client");
-    let metrics = format!("http://{listen}/metrics");
+    let base = format!("http://{listen}");
     support::wait_until("the daemon has read the change", WAIT, || async {
-        let Ok(response) = http.get(&metrics).send().await else {
-            return false;
-        };
-        let text = response.text().await.unwrap_or_default();
         let labels = [("table", "public.items"), ("op", "c")];
-        find_sample(&text, names::EVENTS_TOTAL, &labels) == Some(1.0)
+        support::http::metric(&base, names::EVENTS_TOTAL, &labels).await == Some(1.0)
     })
     .await;
 
     let client = pg.client(DEFAULT_DATABASE).await.unwrap();
-    let confirmed = support::slot_confirmed_flush_lsn(&client, SLOT)
-        .await
-        .expect("the slot exists");
     let output = output();
-    assert!(
-        confirmed < end,
-        "nothing past the undelivered change may be confirmed: confirmed {confirmed}, change \
-         ends at {end}\n{output}"
-    );
+    support::assert_not_confirmed_past(
+        &client,
+        SLOT,
+        end,
+        &format!("nothing past the undelivered change may be confirmed\n{output}"),
+    )
+    .await;
     assert!(!output.contains("panicked"), "{output}");
     assert!(
         !output.contains(secret),

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use sluice_api::{Batch, ChangeEvent, Lsn, Op, TableSchema};
 use sluice_source_postgres::snapshot::{ProgressFigures, SnapshotProgress};
+use sluice_source_postgres::source::SpillFullState;
 
 pub use histogram::{Histogram, HistogramReading, COMMIT_LATENCY_BUCKETS, WRITE_SECONDS_BUCKETS};
 
@@ -169,6 +170,8 @@ pub struct PipelineMetrics {
     pub acked_sequence: AtomicU64,
     pub paused: AtomicBool,
     pub source_connected: AtomicBool,
+    /// Whether the source waits for room in a full spill directory, and its retries.
+    pub spill_full: Arc<SpillFullState>,
     /// Per sink (by index): whether its latest write attempt failed (retrying or stopped).
     failing: Vec<AtomicBool>,
     snapshot: Arc<SnapshotProgress>,
@@ -188,6 +191,7 @@ impl PipelineMetrics {
             acked_sequence: AtomicU64::new(0),
             paused: AtomicBool::new(false),
             source_connected: AtomicBool::new(false),
+            spill_full: Arc::new(SpillFullState::default()),
             snapshot,
             started: Instant::now(),
         }

@@ -46,3 +46,7 @@ pub const PAUSED: &str = "sluice_paused";
 pub const UP: &str = "sluice_up";
 /// Gauge: 1 while the replication stream is open.
 pub const SOURCE_CONNECTED: &str = "sluice_source_connected";
+/// Gauge: 1 while the source waits for room in a full spill directory.
+pub const SOURCE_SPILL_FULL: &str = "sluice_source_spill_full";
+/// Counter: source attempts that failed because the spill directory was full (each is retried).
+pub const SOURCE_SPILL_FULL_RETRIES_TOTAL: &str = "sluice_source_spill_full_retries_total";

@@ -240,3 +240,30 @@ fn commit_latency_is_zero_when_the_servers_clock_is_ahead() {
     assert_eq!(reading.count, 1);
     assert_eq!(reading.cumulative[0], (0.0005, 1));
 }
+
+#[test]
+fn the_spill_full_gauge_follows_the_wait_and_the_retries_keep_counting() {
+    let metrics = metrics();
+    let read = |name: &str| find_sample(&render(&metrics), name, &[]);
+    assert_eq!(read(names::SOURCE_SPILL_FULL), Some(0.0));
+    assert_eq!(read(names::SOURCE_SPILL_FULL_RETRIES_TOTAL), Some(0.0));
+
+    let dir = std::path::Path::new("/var/spill");
+    metrics.spill_full.failed(dir, "No space left on device");
+    metrics.spill_full.failed(dir, "No space left on device");
+    assert_eq!(read(names::SOURCE_SPILL_FULL), Some(1.0));
+    assert_eq!(read(names::SOURCE_SPILL_FULL_RETRIES_TOTAL), Some(2.0));
+
+    metrics.spill_full.streamed_through();
+    assert_eq!(read(names::SOURCE_SPILL_FULL), Some(0.0));
+    assert_eq!(read(names::SOURCE_SPILL_FULL_RETRIES_TOTAL), Some(2.0));
+    let text = render(&metrics);
+    assert!(
+        text.contains("# TYPE sluice_source_spill_full gauge"),
+        "{text}"
+    );
+    assert!(
+        text.contains("# TYPE sluice_source_spill_full_retries_total counter"),
+        "{text}"
+    );
+}

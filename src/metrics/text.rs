@@ -126,7 +126,7 @@ pub fn render(metrics: &PipelineMetrics) -> String {
     );
 
     let snapshot = metrics.snapshot();
-    let gauges: [(&str, &str, f64); 11] = [
+    let gauges: [(&str, &str, f64); 12] = [
         (
             names::REPLICATION_LAG_BYTES,
             "Bytes of WAL between the server's end and the confirmed LSN.",
@@ -166,11 +166,28 @@ pub fn render(metrics: &PipelineMetrics) -> String {
             "1 while the replication stream is open.",
             flag(metrics.source_connected.load(Ordering::Relaxed)),
         ),
+        (
+            names::SOURCE_SPILL_FULL,
+            "1 while the source waits for room in a full spill directory.",
+            flag(metrics.spill_full.is_waiting()),
+        ),
     ];
     for (name, help, value) in gauges {
         family(&mut out, name, "gauge", help);
         sample(&mut out, name, &[], value);
     }
+    family(
+        &mut out,
+        names::SOURCE_SPILL_FULL_RETRIES_TOTAL,
+        "counter",
+        "Source attempts that failed because the spill directory was full; each is retried.",
+    );
+    sample(
+        &mut out,
+        names::SOURCE_SPILL_FULL_RETRIES_TOTAL,
+        &[],
+        metrics.spill_full.retry_count(),
+    );
     family(&mut out, names::UP, "gauge", "1 while the daemon runs.");
     sample(&mut out, names::UP, &[], 1);
     out

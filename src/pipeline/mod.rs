@@ -293,6 +293,7 @@ pub async fn start(config: Config, extra_sinks: Vec<NamedSink>) -> anyhow::Resul
         acked_sequence: acked_sequence_rx,
         snapshot_progress: snapshot_progress.clone(),
         server_wal_end: metrics.server_wal_end.clone(),
+        spill_full: metrics.spill_full.clone(),
     };
     tokio::spawn(mirror_streaming(streaming_rx.clone(), metrics.clone()));
     let control = PipelineControl::new(metrics, paused_tx, streaming_rx.clone());

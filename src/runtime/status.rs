@@ -1,6 +1,6 @@
-//! The pipeline's status as `GET /status` serves it and `sluice status` prints it: slot,
-//! positions and lag, each sink's position and figures, snapshot progress, paused flag. It
-//! holds no configuration, so no secret can reach it.
+//! The pipeline's status as `GET /status` serves it and `sluice status` prints it: slot, the
+//! source's state, positions and lag, each sink's position and figures, snapshot progress,
+//! paused flag. It holds no configuration, so no secret can reach it.
 
 use std::fmt;
 use std::sync::atomic::Ordering;
@@ -19,6 +19,8 @@ pub struct Status {
     pub slot: String,
     /// True while the replication stream is open.
     pub source_connected: bool,
+    /// While the source waits for room in a full spill directory: where, and why.
+    pub source_spill_full: Option<SpillFullStatus>,
     /// True while delivery is paused.
     pub paused: bool,
     /// The LSN every sink has durably taken, confirmed to PostgreSQL.
@@ -29,6 +31,18 @@ pub struct Status {
     pub lag_seconds: f64,
     pub sinks: Vec<SinkStatus>,
     pub snapshot: SnapshotStatus,
+}
+
+/// The source's wait for room in a full spill directory: it streams the transaction again after
+/// a backoff until the directory has room for it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SpillFullStatus {
+    /// The full directory.
+    pub dir: String,
+    /// What failed, in the operating system's words (`No space left on device`).
+    pub reason: String,
+    /// Attempts in this wait that failed for lack of space.
+    pub attempt_count: u64,
 }
 
 /// One sink's position and figures.
@@ -66,6 +80,11 @@ impl Status {
             pipeline: pipeline.to_owned(),
             slot: metrics.slot.clone(),
             source_connected: control.is_streaming(),
+            source_spill_full: metrics.spill_full.wait().map(|wait| SpillFullStatus {
+                dir: wait.dir.display().to_string(),
+                reason: wait.reason,
+                attempt_count: wait.attempt_count,
+            }),
             paused: control.is_paused(),
             confirmed_lsn: metrics.confirmed_lsn().to_string(),
             server_wal_end: metrics.server_wal_end().to_string(),
@@ -102,15 +121,15 @@ impl fmt::Display for Status {
         let yes_no = |b: bool| if b { "yes" } else { "no" };
         writeln!(f, "pipeline        {}", self.pipeline)?;
         writeln!(f, "slot            {}", self.slot)?;
-        writeln!(
-            f,
-            "source          {}",
-            if self.source_connected {
-                "streaming"
-            } else {
-                "not connected"
-            }
-        )?;
+        let source = match (&self.source_spill_full, self.source_connected) {
+            (Some(wait), _) => format!(
+                "waiting for space in {} ({}), attempt {}",
+                wait.dir, wait.reason, wait.attempt_count
+            ),
+            (None, true) => "streaming".to_owned(),
+            (None, false) => "not connected".to_owned(),
+        };
+        writeln!(f, "source          {source}")?;
         writeln!(f, "paused          {}", yes_no(self.paused))?;
         writeln!(f, "confirmed lsn   {}", self.confirmed_lsn)?;
         writeln!(f, "server wal end  {}", self.server_wal_end)?;
@@ -157,5 +176,67 @@ impl fmt::Display for Status {
             )?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(source_spill_full: Option<SpillFullStatus>) -> Status {
+        Status {
+            pipeline: "shop".into(),
+            slot: "sluice_shop".into(),
+            source_connected: true,
+            source_spill_full,
+            paused: false,
+            confirmed_lsn: "0/16B3748".into(),
+            server_wal_end: "0/16B3748".into(),
+            lag_bytes: 0,
+            lag_seconds: 0.0,
+            sinks: Vec::new(),
+            snapshot: SnapshotStatus {
+                running: false,
+                rows_done: 0,
+                rows_estimated: 0,
+                chunks_done: 0,
+                chunks_total: 0,
+            },
+        }
+    }
+
+    #[test]
+    fn a_source_waiting_for_spill_space_shows_the_directory_and_the_reason() {
+        let waiting = status(Some(SpillFullStatus {
+            dir: "/var/lib/sluice/spill".into(),
+            reason: "writing a spill file: No space left on device (os error 28)".into(),
+            attempt_count: 3,
+        }));
+        let table = waiting.to_string();
+        assert!(
+            table.contains(
+                "source          waiting for space in /var/lib/sluice/spill (writing a spill \
+                 file: No space left on device (os error 28)), attempt 3\n"
+            ),
+            "{table}"
+        );
+        let json = serde_json::to_value(&waiting).unwrap();
+        assert_eq!(json["source_spill_full"]["dir"], "/var/lib/sluice/spill");
+        assert_eq!(json["source_spill_full"]["attempt_count"], 3);
+
+        let streaming = status(None);
+        assert!(streaming
+            .to_string()
+            .contains("source          streaming\n"));
+        let json = serde_json::to_value(&streaming).unwrap();
+        assert!(json["source_spill_full"].is_null(), "{json}");
+    }
+
+    #[test]
+    fn a_status_document_without_the_spill_field_still_reads() {
+        let mut json = serde_json::to_value(status(None)).unwrap();
+        json.as_object_mut().unwrap().remove("source_spill_full");
+        let read: Status = serde_json::from_value(json).unwrap();
+        assert_eq!(read, status(None));
     }
 }

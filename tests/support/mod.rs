@@ -1,12 +1,13 @@
 //! Support for the integration tests: throwaway servers, condition polling (the only way a test
-//! waits), replication slot probes, temporary config files, and the real `sluice` binary as a
-//! child process.
+//! waits), replication slot probes, temporary config files, the real `sluice` binary as a child
+//! process, and its HTTP endpoint ([`http`]).
 
 // Each test module uses a different subset of these helpers and re-exports.
 #![allow(dead_code, unused_imports)]
 
 #[cfg(feature = "sink-clickhouse")]
 pub mod clickhouse;
+pub mod http;
 pub mod kafka;
 pub mod proxy;
 pub mod s3;
@@ -146,6 +147,19 @@ pub async fn wait_slot_progress(
         let tail = &log[log.floor_char_boundary(log.len().saturating_sub(6000))..];
         panic!("no {what} within {timeout:?}; daemon log:\n{tail}\n{context}");
     }
+}
+
+/// Assert that `slot` has confirmed nothing at or past `lsn` (the end of a change that must not
+/// be confirmed yet); panics naming `what` otherwise. Returns the confirmed position.
+pub async fn assert_not_confirmed_past(client: &Client, slot: &str, lsn: Lsn, what: &str) -> Lsn {
+    let confirmed = slot_confirmed_flush_lsn(client, slot)
+        .await
+        .expect("the slot exists and has confirmed a position");
+    assert!(
+        confirmed < lsn,
+        "{what}: the slot confirmed {confirmed}, not below {lsn}"
+    );
+    confirmed
 }
 
 /// Wait until `slot` has confirmed at least `lsn`; panic naming `what` after `timeout`.

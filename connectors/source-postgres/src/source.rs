@@ -5,6 +5,7 @@
 mod batcher;
 mod heartbeat;
 mod setup;
+mod spill_wait;
 
 use std::time::Duration;
 
@@ -16,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 pub use batcher::{BatchLimits, Batcher};
 pub use heartbeat::HEARTBEAT_PREFIX;
 pub use setup::{ensure_publication, included_tables, slot_state, SlotState};
+pub use spill_wait::{SpillFullState, SpillFullWait};
 
 use crate::client::{ReplicationClient, ReplicationMessage, ReplicationStream, StartOptions};
 use crate::config::SnapshotMode;
@@ -54,6 +56,9 @@ pub struct SourceContext {
     /// The server's WAL end as the replication stream last reported it (keepalives and
     /// XLogData headers), for the lag figures.
     pub server_wal_end: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// Whether the source waits for room in a full spill directory, for the metrics and
+    /// `/status`.
+    pub spill_full: std::sync::Arc<SpillFullState>,
 }
 
 impl SourceContext {
@@ -91,7 +96,8 @@ pub async fn run(cfg: &PostgresSourceConfig, mut ctx: SourceContext) -> Result<(
             Err(error) if error.class() == ErrorClass::Transient => {
                 batcher.discard_unsent();
                 let resume_after = batcher.sent_checkpoint();
-                let delay = if matches!(error, SourceError::SpillFull { .. }) {
+                let delay = if let SourceError::SpillFull { dir, reason } = &error {
+                    ctx.spill_full.failed(dir, reason);
                     let delay = spill_full.next_delay(resume_after);
                     tracing::warn!(
                         %error, attempt = spill_full.backoff.attempt(),
@@ -405,6 +411,7 @@ impl<'a> Session<'a> {
         }
         match decoded {
             Decoded::StreamCommitted => {
+                self.ctx.spill_full.streamed_through();
                 while let Some(item) = self.decoder.next_replayed()? {
                     self.accept(item).await?;
                 }
