@@ -302,7 +302,9 @@ impl ThrowawayPostgres {
     }
 
     /// Restart the server (fast shutdown: existing connections are cut, as in a failover or
-    /// maintenance restart) and wait until it accepts connections again.
+    /// maintenance restart) and wait until it accepts connections again. The shutdown waits
+    /// until replication clients confirmed all WAL sent to them, which behind a backlog takes
+    /// as long as they take to catch up: `pg_ctl` waits up to 10 minutes, not its 60 s.
     pub async fn restart(&mut self) -> Result<()> {
         let data = self.data_dir();
         let log = self.log_path();
@@ -315,6 +317,8 @@ impl ThrowawayPostgres {
             "-m".as_ref(),
             "fast".as_ref(),
             "-w".as_ref(),
+            "-t".as_ref(),
+            "600".as_ref(),
         ])
         .await?;
         self.running = true;
