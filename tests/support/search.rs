@@ -127,11 +127,12 @@ impl ThrowawaySearch {
         (status == 200).then(|| json["count"].as_u64().unwrap_or(0))
     }
 
-    /// Every document of `index` as `(_id, _source, _version)`, sorted by id.
+    /// Every document of `index` as `(_id, _source, _version)`, sorted by id. Past 10,000
+    /// documents the index needs a larger `max_result_window` setting.
     pub async fn documents(&self, index: &str) -> Vec<(String, Json, u64)> {
-        self.refresh(index).await;
+        let size = self.count(index).await.unwrap_or(0).max(1);
         let (status, json) = self
-            .get(&format!("{index}/_search?size=10000&version=true"))
+            .get(&format!("{index}/_search?size={size}&version=true"))
             .await;
         assert_eq!(status, 200, "search {index}: {json}");
         let mut docs: Vec<(String, Json, u64)> = json["hits"]["hits"]
