@@ -159,7 +159,10 @@ async fn output_of(toml: &str, env: &[(&str, &str)], until: &str) -> String {
     let config = support::write_config(&format!("{toml}\n[log]\nlevel = \"debug\"\n"));
     let mut daemon =
         SluiceProcess::spawn(&["run", "--config", config.path().to_str().unwrap()], env);
-    support::wait_until(&format!("the daemon logs {until:?}"), WAIT, || async {
+    // Longer than the daemon tests' wait: the registry step retries with backoff, and under a
+    // full test run's load its message took over 120 s once.
+    let logged = WAIT * 3;
+    support::wait_until(&format!("the daemon logs {until:?}"), logged, || async {
         daemon.stderr().contains(until)
     })
     .await;
