@@ -100,6 +100,12 @@ impl ThrowawaySearch {
     }
 
     async fn get(&self, path: &str) -> (u16, Json) {
+        let (status, text) = self.get_text(path).await;
+        (status, serde_json::from_str(&text).unwrap_or(Json::Null))
+    }
+
+    /// The status and body of a GET, the body as the server sent it.
+    async fn get_text(&self, path: &str) -> (u16, String) {
         let response = self
             .http
             .get(format!("{}/{path}", self.url()))
@@ -107,8 +113,7 @@ impl ThrowawaySearch {
             .await
             .expect("search server request");
         let status = response.status().as_u16();
-        let json = response.json().await.unwrap_or(Json::Null);
-        (status, json)
+        (status, response.text().await.unwrap_or_default())
     }
 
     /// Make everything written so far searchable.
@@ -130,11 +135,8 @@ impl ThrowawaySearch {
     /// Every document of `index` as `(_id, _source, _version)`, sorted by id. Past 10,000
     /// documents the index needs a larger `max_result_window` setting.
     pub async fn documents(&self, index: &str) -> Vec<(String, Json, u64)> {
-        let size = self.count(index).await.unwrap_or(0).max(1);
-        let (status, json) = self
-            .get(&format!("{index}/_search?size={size}&version=true"))
-            .await;
-        assert_eq!(status, 200, "search {index}: {json}");
+        let text = self.search_text(index).await;
+        let json: Json = serde_json::from_str(&text).expect("search response is JSON");
         let mut docs: Vec<(String, Json, u64)> = json["hits"]["hits"]
             .as_array()
             .expect("hits")
@@ -151,19 +153,17 @@ impl ThrowawaySearch {
         docs
     }
 
-    /// The `_search` response for every document of `index` (up to 10,000) as the server sent
+    /// The `_search` response (with versions) for every document of `index` as the server sent
     /// it, for comparisons that need numbers exactly as written (parsing into [`Json`] may move
-    /// a double by its last digit).
+    /// a double by its last digit). Past 10,000 documents the index needs a larger
+    /// `max_result_window` setting.
     pub async fn search_text(&self, index: &str) -> String {
-        self.refresh(index).await;
-        let response = self
-            .http
-            .get(format!("{}/{index}/_search?size=10000", self.url()))
-            .send()
-            .await
-            .expect("search server request");
-        assert_eq!(response.status().as_u16(), 200, "search {index}");
-        response.text().await.expect("search response body")
+        let size = self.count(index).await.unwrap_or(0).max(1);
+        let (status, text) = self
+            .get_text(&format!("{index}/_search?size={size}&version=true"))
+            .await;
+        assert_eq!(status, 200, "search {index}: {text}");
+        text
     }
 
     /// One document by id: `(_source, _version)`, None when absent.
