@@ -341,6 +341,27 @@ impl ThrowawayPostgres {
         Ok(())
     }
 
+    /// Ask for a fast shutdown without waiting for it: the server may stay up a while (its
+    /// replication clients must first confirm what they were sent). [`Self::is_stopped`] says
+    /// when it is down; [`Self::start_again`] starts it after.
+    pub async fn request_fast_stop(&self) -> Result<()> {
+        let data = self.data_dir();
+        self.run_pg_ctl(&[
+            "stop".as_ref(),
+            "-D".as_ref(),
+            data.as_os_str(),
+            "-m".as_ref(),
+            "fast".as_ref(),
+            "--no-wait".as_ref(),
+        ])
+        .await
+    }
+
+    /// True once the server has shut down (its `postmaster.pid` is gone).
+    pub fn is_stopped(&self) -> bool {
+        !self.data_dir().join("postmaster.pid").exists()
+    }
+
     /// Start the server again on the same port after [`Self::stop_fast`].
     pub async fn start_again(&mut self) -> Result<()> {
         self.pg_ctl_start().await?;
