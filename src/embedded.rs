@@ -327,16 +327,7 @@ impl ThrowawayPostgres {
 
     /// Stop the server (fast shutdown) and leave it down until [`Self::start_again`].
     pub async fn stop_fast(&mut self) -> Result<()> {
-        let data = self.data_dir();
-        self.run_pg_ctl(&[
-            "stop".as_ref(),
-            "-D".as_ref(),
-            data.as_os_str(),
-            "-m".as_ref(),
-            "fast".as_ref(),
-            "-w".as_ref(),
-        ])
-        .await?;
+        self.pg_ctl_stop_fast("-w").await?;
         self.running = false;
         Ok(())
     }
@@ -345,6 +336,10 @@ impl ThrowawayPostgres {
     /// replication clients must first confirm what they were sent). [`Self::is_stopped`] says
     /// when it is down; [`Self::start_again`] starts it after.
     pub async fn request_fast_stop(&self) -> Result<()> {
+        self.pg_ctl_stop_fast("--no-wait").await
+    }
+
+    async fn pg_ctl_stop_fast(&self, wait: &str) -> Result<()> {
         let data = self.data_dir();
         self.run_pg_ctl(&[
             "stop".as_ref(),
@@ -352,7 +347,7 @@ impl ThrowawayPostgres {
             data.as_os_str(),
             "-m".as_ref(),
             "fast".as_ref(),
-            "--no-wait".as_ref(),
+            wait.as_ref(),
         ])
         .await
     }
