@@ -8,7 +8,8 @@
 //!
 //! `SLUICE_PROOF_KILLS` sets how many kill -9s the kill loop makes (default 3 here; the long run
 //! in the README uses 50), `SLUICE_PROOF_RESTARTS` how many rounds the restart test makes
-//! (default 3; 20 in the long run). Each test prints one `RESULT` line with its counts.
+//! (default 3; 20 in the long run), `SLUICE_PROOF_WRITE_PERIOD_MS` the writers' pace (see
+//! [`write_period`]). Each test prints one `RESULT` line with its counts.
 //!
 //! The broker keeps its log in memory in the kill and network tests; the restart test gives it
 //! a persistent log (tansu's `s3://` storage on a throwaway S3-compatible server; the pip build
@@ -40,9 +41,12 @@ const SENTINEL: i64 = 900_000_000;
 const MIN_TRANSACTIONS: u64 = 300;
 /// Transactions each writer makes at most: bounds the data a long fault can pile up.
 const MAX_TRANSACTIONS: u64 = 30_000;
-/// The writers' pace, one transaction per writer per period (about 1,500 changes/s in all):
-/// a steady load like a busy application's, not a bulk load that outruns the disk.
-const WRITE_PERIOD: Duration = Duration::from_millis(10);
+/// The writers' pace, one transaction per writer per period (about 1,500 changes/s in all at
+/// the default 10 ms): a steady load like a busy application's, not a bulk load that outruns
+/// the disk. `SLUICE_PROOF_WRITE_PERIOD_MS` sets it.
+fn write_period() -> Duration {
+    Duration::from_millis(count_from_env("SLUICE_PROOF_WRITE_PERIOD_MS", 10) as u64)
+}
 /// The table Kafka is replayed for: Kafka skips truncates (Debezium's default), so the table
 /// with truncates (`items`) is checked through the index and the warehouse only.
 const KAFKA_TOPIC: &str = "test.public.ledger";
@@ -298,7 +302,7 @@ async fn connect(url: &str) -> Client {
 
 async fn write(mut workload: Workload, url: String, stop: Arc<AtomicBool>, count: Arc<AtomicU64>) {
     let mut client = connect(&url).await;
-    let mut pace = tokio::time::interval(WRITE_PERIOD);
+    let mut pace = tokio::time::interval(write_period());
     let mut done = 0;
     while done < MAX_TRANSACTIONS && (done < MIN_TRANSACTIONS || !stop.load(Ordering::Relaxed)) {
         pace.tick().await;
@@ -500,7 +504,9 @@ async fn every_sink_replays_to_the_source_after_kills_and_a_source_restart() {
     stop_daemon(daemon, &logs).await;
     eprintln!(
         "RESULT name=proof_kills faults={faults} transactions={transactions} \
-         rows_checked={checked} duplicates={duplicates} source_restart_s={restart_s:.1}"
+         rows_checked={checked} duplicates={duplicates} \
+         write_period_ms={period} source_restart_s={restart_s:.1}",
+        period = write_period().as_millis()
     );
 }
 
@@ -538,7 +544,9 @@ async fn every_sink_replays_to_the_source_through_cut_and_stalled_connections() 
     stop_daemon(daemon, &[]).await;
     eprintln!(
         "RESULT name=proof_network faults={faults} transactions={transactions} \
-         rows_checked={checked} duplicates={duplicates}"
+         rows_checked={checked} duplicates={duplicates} \
+         write_period_ms={period}",
+        period = write_period().as_millis()
     );
 }
 
@@ -604,7 +612,9 @@ async fn replay_after_restarts(name: &str, broker: BrokerFault) {
     stop_daemon(daemon, &logs).await;
     eprintln!(
         "RESULT name={name} faults={faults} transactions={transactions} \
-         rows_checked={checked} duplicates={duplicates}"
+         rows_checked={checked} duplicates={duplicates} \
+         write_period_ms={period}",
+        period = write_period().as_millis()
     );
 }
 
