@@ -18,10 +18,12 @@
 //! search server is never restarted: it keeps its index in memory only, so a restart loses the
 //! index by design, which no sink can repair; its outages are covered by the proxy's cuts.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::FutureExt;
 use serde_json::Value as Json;
 use tokio_postgres::{Client, NoTls};
 
@@ -458,6 +460,33 @@ async fn check_every_sink(rig: &Rig, writers: Writers) -> (u64, usize, usize) {
     (transactions, checked + expected.len(), replay.duplicates)
 }
 
+/// [`check_every_sink`]; when a check fails and `SLUICE_PROOF_LOG_DIR` is set, every daemon
+/// run's log (`earlier`, then `daemon`'s) and the broker's are left there first, to tell which
+/// side lost or resent a record.
+async fn check_keeping_logs(
+    rig: &Rig,
+    writers: Writers,
+    earlier: &[String],
+    daemon: &SluiceProcess,
+) -> (u64, usize, usize) {
+    let checked = AssertUnwindSafe(check_every_sink(rig, writers))
+        .catch_unwind()
+        .await;
+    checked.unwrap_or_else(|panic| {
+        if let Some(dir) = std::env::var_os("SLUICE_PROOF_LOG_DIR") {
+            let dir = std::path::PathBuf::from(dir);
+            std::fs::create_dir_all(&dir).expect("create SLUICE_PROOF_LOG_DIR");
+            let last = daemon.stderr();
+            for (i, log) in earlier.iter().chain(std::iter::once(&last)).enumerate() {
+                std::fs::write(dir.join(format!("run-{i:03}.log")), log).expect("write a log");
+            }
+            std::fs::write(dir.join("broker.log"), rig.kafka.log()).expect("write a log");
+            eprintln!("logs kept in {}", dir.display());
+        }
+        std::panic::resume_unwind(panic)
+    })
+}
+
 /// Stop the daemon cleanly and make sure no run of it panicked.
 async fn stop_daemon(mut daemon: SluiceProcess, earlier: &[String]) {
     daemon.terminate();
@@ -500,7 +529,8 @@ async fn every_sink_replays_to_the_source_after_kills_and_a_source_restart() {
         }
     }
 
-    let (transactions, checked, duplicates) = check_every_sink(&rig, writers).await;
+    let (transactions, checked, duplicates) =
+        check_keeping_logs(&rig, writers, &logs, &daemon).await;
     stop_daemon(daemon, &logs).await;
     eprintln!(
         "RESULT name=proof_kills faults={faults} transactions={transactions} \
@@ -540,7 +570,7 @@ async fn every_sink_replays_to_the_source_through_cut_and_stalled_connections() 
         faults += 1;
     }
 
-    let (transactions, checked, duplicates) = check_every_sink(&rig, writers).await;
+    let (transactions, checked, duplicates) = check_keeping_logs(&rig, writers, &[], &daemon).await;
     stop_daemon(daemon, &[]).await;
     eprintln!(
         "RESULT name=proof_network faults={faults} transactions={transactions} \
@@ -608,7 +638,8 @@ async fn replay_after_restarts(name: &str, broker: BrokerFault) {
         faults += 1;
     }
 
-    let (transactions, checked, duplicates) = check_every_sink(&rig, writers).await;
+    let (transactions, checked, duplicates) =
+        check_keeping_logs(&rig, writers, &logs, &daemon).await;
     stop_daemon(daemon, &logs).await;
     eprintln!(
         "RESULT name={name} faults={faults} transactions={transactions} \

@@ -365,16 +365,21 @@ fn batch(events: Vec<ChangeEvent>) -> Batch {
     }
 }
 
-#[tokio::test]
-async fn a_redelivered_older_change_never_overwrites_a_newer_document() {
-    let search = ThrowawaySearch::start().await;
+/// A search sink writing to `search` with indexes prefixed `shop`, `raw` for the rest.
+async fn shop_sink(search: &ThrowawaySearch, raw: RawSearchSinkConfig) -> SearchSink {
     let raw = RawSearchSinkConfig {
         url: Some(search.url()),
         index_prefix: Some("shop".into()),
-        ..RawSearchSinkConfig::default()
+        ..raw
     };
     let config = raw.validate("sink[0]").unwrap();
-    let mut sink = SearchSink::new(&config, "search", "ignored").await.unwrap();
+    SearchSink::new(&config, "search", "ignored").await.unwrap()
+}
+
+#[tokio::test]
+async fn a_redelivered_older_change_never_overwrites_a_newer_document() {
+    let search = ThrowawaySearch::start().await;
+    let mut sink = shop_sink(&search, RawSearchSinkConfig::default()).await;
     let older = batch(vec![
         upsert(Op::Read, 1, "snapshot", 100),
         upsert(Op::Read, 2, "snapshot", 100),
@@ -409,15 +414,55 @@ async fn a_redelivered_older_change_never_overwrites_a_newer_document() {
 }
 
 #[tokio::test]
-async fn a_change_written_before_a_snapshot_but_committed_after_it_wins_over_the_snapshot_row() {
+async fn a_truncate_redelivered_after_a_restart_keeps_the_later_rows_it_is_redelivered_with() {
     let search = ThrowawaySearch::start().await;
+    // Small requests: the truncate reads and deletes the index over several pages.
     let raw = RawSearchSinkConfig {
-        url: Some(search.url()),
-        index_prefix: Some("shop".into()),
+        max_bulk_actions: Some(2),
         ..RawSearchSinkConfig::default()
     };
-    let config = raw.validate("sink[0]").unwrap();
-    let mut sink = SearchSink::new(&config, "search", "ignored").await.unwrap();
+    let mut sink = shop_sink(&search, raw).await;
+    let before = batch(
+        (1..=5)
+            .map(|id| upsert(Op::Create, id, "old", 100))
+            .collect(),
+    );
+    let truncate = ChangeEvent {
+        op: Op::Truncate,
+        after: None,
+        ..upsert(Op::Truncate, 0, "", 200)
+    };
+    let after = batch(vec![
+        truncate,
+        upsert(Op::Create, 7, "new", 300),
+        upsert(Op::Create, 1, "again", 310),
+    ]);
+    sink.write(&before).await.unwrap();
+    sink.write(&after).await.unwrap();
+    // A restart redelivers both: the truncate must not take the later rows with it for good.
+    sink.write(&before).await.unwrap();
+    sink.write(&after).await.unwrap();
+
+    let index = "shop.public.orders";
+    let documents: BTreeMap<String, Json> = search
+        .documents(index)
+        .await
+        .into_iter()
+        .map(|(id, document, _)| (id, document))
+        .collect();
+    assert_eq!(
+        documents,
+        BTreeMap::from([
+            ("1".to_owned(), json!({"id": 1, "status": "again"})),
+            ("7".to_owned(), json!({"id": 7, "status": "new"})),
+        ])
+    );
+}
+
+#[tokio::test]
+async fn a_change_written_before_a_snapshot_but_committed_after_it_wins_over_the_snapshot_row() {
+    let search = ThrowawaySearch::start().await;
+    let mut sink = shop_sink(&search, RawSearchSinkConfig::default()).await;
     // The snapshot reads at position 100 and does not see a transaction still open then; that
     // transaction wrote the row at 90 and committed at 150, so it streams after the snapshot.
     sink.write(&batch(vec![upsert(Op::Read, 1, "snapshot", 99)]))

@@ -117,40 +117,91 @@ impl SearchClient {
         }
     }
 
-    /// Delete every document of `index` (a table's truncate): refresh so that documents
-    /// written just before are visible to the query, then `_delete_by_query` with `match_all`.
-    /// The index, its mapping and settings stay. A missing index has nothing to clear.
-    pub async fn clear_index(&self, index: &str) -> Result<(), SearchSinkError> {
-        let what = format!("clearing index {index}");
+    /// The first page of `index`'s document ids (a table's truncate deletes them): refresh so
+    /// that documents written just before are visible, then open a scroll. `None` when the index
+    /// does not exist; otherwise the scroll id for [`Self::next_ids`] and the page (empty at the
+    /// end).
+    pub async fn first_ids(
+        &self,
+        index: &str,
+        page: usize,
+    ) -> Result<Option<(String, Vec<String>)>, SearchSinkError> {
+        let what = format!("reading the document ids of index {index}");
         let path = encode_path(index);
         let refresh = self.request(reqwest::Method::POST, &format!("{path}/_refresh"));
         let (status, json) = send(&what, refresh).await?;
         if status == StatusCode::NOT_FOUND {
-            return Ok(());
+            return Ok(None);
         }
         if !status.is_success() {
             return Err(status_error(&what, status, &json));
         }
+        let body = serde_json::json!({
+            "size": page, "_source": false, "sort": ["_doc"], "query": {"match_all": {}}
+        });
         let request = self
             .request(
                 reqwest::Method::POST,
-                &format!("{path}/_delete_by_query?conflicts=proceed&refresh=true"),
+                &format!("{path}/_search?scroll={SCROLL_KEEP_ALIVE}"),
             )
             .header(CONTENT_TYPE, JSON)
-            .body(r#"{"query":{"match_all":{}}}"#);
-        let (status, json) = send(&what, request).await?;
-        if !status.is_success() {
-            return Err(status_error(&what, status, &json));
-        }
-        match json.get("failures").and_then(Json::as_array) {
-            Some(failures) if !failures.is_empty() => Err(SearchSinkError::Status {
-                what,
-                status: 500,
-                reason: format!("delete by query failures: {}", Json::from(failures.clone())),
-            }),
-            _ => Ok(()),
+            .body(body.to_string());
+        scroll_page(&what, request).await.map(Some)
+    }
+
+    /// The next page of a scroll opened by [`Self::first_ids`] (empty at the end).
+    pub async fn next_ids(
+        &self,
+        scroll_id: &str,
+    ) -> Result<(String, Vec<String>), SearchSinkError> {
+        let body = serde_json::json!({"scroll": SCROLL_KEEP_ALIVE, "scroll_id": scroll_id});
+        let request = self
+            .request(reqwest::Method::POST, "_search/scroll")
+            .header(CONTENT_TYPE, JSON)
+            .body(body.to_string());
+        scroll_page("reading document ids", request).await
+    }
+
+    /// Release a scroll; the server drops it after its keep-alive anyway.
+    pub async fn close_scroll(&self, scroll_id: &str) {
+        let body = serde_json::json!({ "scroll_id": [scroll_id] });
+        let request = self
+            .request(reqwest::Method::DELETE, "_search/scroll")
+            .header(CONTENT_TYPE, JSON)
+            .body(body.to_string());
+        if let Err(error) = send("closing a scroll", request).await {
+            tracing::debug!(%error, "closing a scroll");
         }
     }
+}
+
+/// How long the server keeps a scroll between pages.
+const SCROLL_KEEP_ALIVE: &str = "1m";
+
+/// One scroll page: the scroll id and the documents' ids.
+async fn scroll_page(
+    what: &str,
+    request: reqwest::RequestBuilder,
+) -> Result<(String, Vec<String>), SearchSinkError> {
+    let (status, json) = send(what, request).await?;
+    if !status.is_success() {
+        return Err(status_error(what, status, &json));
+    }
+    let scroll_id = json
+        .get("_scroll_id")
+        .and_then(Json::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let ids = json
+        .pointer("/hits/hits")
+        .and_then(Json::as_array)
+        .map(|hits| {
+            hits.iter()
+                .filter_map(|hit| hit.get("_id").and_then(Json::as_str).map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok((scroll_id, ids))
 }
 
 /// Send and read the JSON body (`Null` when there is none).

@@ -93,6 +93,39 @@ impl SearchSink {
         Ok(index)
     }
 
+    /// A truncate: delete every document of `index` at the truncate's version. Documents of
+    /// later transactions (already there when a restart redelivers the truncate) stay, and
+    /// their redelivery after it is not refused: a `_delete_by_query` would raise each deleted
+    /// document's version above its own and make the server refuse the same change again.
+    async fn clear_index(
+        &mut self,
+        index: &str,
+        version: u64,
+        position: usize,
+        rejected: &mut Vec<Rejection>,
+    ) -> Result<(), SearchSinkError> {
+        let page_size = self.config.max_bulk_actions;
+        let Some((mut scroll, mut ids)) = self.client.first_ids(index, page_size).await? else {
+            return Ok(());
+        };
+        while !ids.is_empty() {
+            let deletes: Vec<Action> = ids
+                .drain(..)
+                .map(|id| Action {
+                    index: index.to_owned(),
+                    id,
+                    version,
+                    document: None,
+                    event: position,
+                })
+                .collect();
+            self.send_actions(&deletes, rejected).await?;
+            (scroll, ids) = self.client.next_ids(&scroll).await?;
+        }
+        self.client.close_scroll(&scroll).await;
+        Ok(())
+    }
+
     /// The actions of one row event (none for a rejection, pushed to `rejected`).
     async fn plan_event(
         &mut self,
@@ -321,7 +354,9 @@ impl Sink for SearchSink {
                 actions.clear();
                 if let Some(table) = event.table.as_deref() {
                     let index = index_name(&self.prefix, table, &self.config.index_names);
-                    self.client.clear_index(&index).await?;
+                    let version = event.position.commit_lsn.as_u64();
+                    self.clear_index(&index, version, position, &mut rejected)
+                        .await?;
                 }
                 continue;
             }
