@@ -68,24 +68,11 @@ fn batch(sequence: u64, events: &[(u64, u64)], checkpoint: Option<u64>) -> Batch
 /// Every value on `topic` read with `read_committed`, in offset order per partition, waiting
 /// for `expected` values and then two quiet seconds for extra ones.
 async fn committed_values(kafka: &ThrowawayKafka, topic: &str, expected: usize) -> Vec<Vec<u8>> {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/consume_raw.py");
-    let output = tokio::process::Command::new("python3")
-        .arg(script)
-        .arg(kafka.bootstrap())
-        .arg(expected.to_string())
-        .arg("60")
-        .arg(topic)
-        .output()
+    kafka
+        .read_values(topic, expected, 60)
         .await
-        .expect("run python3");
-    assert!(
-        output.status.success(),
-        "consumer failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .map(|l| l.as_bytes().to_vec())
+        .into_iter()
+        .map(String::into_bytes)
         .collect()
 }
 

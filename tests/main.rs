@@ -15,6 +15,8 @@ mod hostile_config;
 #[cfg(feature = "sink-kafka")]
 mod kafka;
 #[cfg(feature = "sink-kafka")]
+mod kafka_broker;
+#[cfg(feature = "sink-kafka")]
 mod kafka_crash;
 #[cfg(feature = "sink-kafka")]
 mod kafka_exactly_once;

@@ -204,21 +204,7 @@ impl Rig {
     async fn wait_all_confirmed(&self, what: &str) {
         let client = self.source().await;
         let end = support::current_wal_lsn(&client).await;
-        loop {
-            let now = support::slot_confirmed_flush_lsn(&client, SLOT)
-                .await
-                .unwrap_or_default();
-            if now >= end {
-                return;
-            }
-            let moving = format!("{what}: the slot (at {now} of {end}) moves on");
-            support::wait_until(&moving, WAIT, || async {
-                support::slot_confirmed_flush_lsn(&client, SLOT)
-                    .await
-                    .is_some_and(|lsn| lsn > now)
-            })
-            .await;
-        }
+        support::wait_slot_confirmed_while_moving(&client, SLOT, end, what, WAIT).await;
     }
 
     /// Wait until the slot's confirmed position moved past where it is now: the daemon made
@@ -662,7 +648,8 @@ async fn every_sink_replays_to_the_source_after_broker_stops_and_registry_restar
 /// Not in CI: the test broker's storage loses acknowledged records in a kill -9 while keeping
 /// later ones (the daemon's logs of a failing run show every delivery acknowledged), and the
 /// redelivery after the daemon's restart then lands an older change of a key after a newer
-/// one. Kept for a broker that keeps what it acknowledges; see README.
+/// one. `kafka_broker` shows the broker losing acknowledged records without sluice. Kept for a
+/// broker that keeps what it acknowledges; see README.
 #[tokio::test]
 #[ignore = "the test broker loses acknowledged records in a kill -9 (see README)"]
 async fn every_sink_replays_to_the_source_after_broker_and_registry_restarts() {

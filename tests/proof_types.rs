@@ -449,7 +449,14 @@ async fn every_column_type_reaches_every_sink_as_the_source_holds_it_through_kil
         .await
         .unwrap();
     let end = support::current_wal_lsn(&source).await;
-    support::wait_slot_confirmed(&source, SLOT, end, "every change is confirmed", WAIT).await;
+    support::wait_slot_confirmed_while_moving(
+        &source,
+        SLOT,
+        end,
+        "every change is confirmed",
+        WAIT,
+    )
+    .await;
     // The daemon serves the registry the consumer decodes the records with.
     let registry = format!("http://127.0.0.1:{registry_port}");
     let records = kafka

@@ -222,6 +222,31 @@ impl ThrowawayKafka {
         self.consume(command).await
     }
 
+    /// The values of `topic` as text, one per record, read with `read_committed` until
+    /// `expected` arrived (or `timeout_s` passed) and then two quiet seconds (see
+    /// `tests/python/consume_raw.py`).
+    pub async fn read_values(&self, topic: &str, expected: usize, timeout_s: u32) -> Vec<String> {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/consume_raw.py");
+        let output = tokio::process::Command::new("python3")
+            .arg(script)
+            .arg(self.bootstrap())
+            .arg(expected.to_string())
+            .arg(timeout_s.to_string())
+            .arg(topic)
+            .output()
+            .await
+            .expect("run python3 (.ci/run installs confluent-kafka)");
+        assert!(
+            output.status.success(),
+            "consumer failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
     /// Run a consumer script (over TLS, trusting the CA, for a TLS broker); its output is one
     /// JSON object per record.
     async fn consume(&self, mut command: tokio::process::Command) -> Vec<serde_json::Value> {

@@ -178,6 +178,32 @@ pub async fn wait_slot_confirmed(
     .await;
 }
 
+/// Wait until `slot` has confirmed at least `lsn`, however long a backlog takes to deliver:
+/// panic naming `what` only when the confirmed position stops moving for `stall`.
+pub async fn wait_slot_confirmed_while_moving(
+    client: &Client,
+    slot: &str,
+    lsn: Lsn,
+    what: &str,
+    stall: Duration,
+) {
+    loop {
+        let now = slot_confirmed_flush_lsn(client, slot)
+            .await
+            .unwrap_or_default();
+        if now >= lsn {
+            return;
+        }
+        let moving = format!("{what}: the slot (at {now} of {lsn}) moves on");
+        wait_until(&moving, stall, || async {
+            slot_confirmed_flush_lsn(client, slot)
+                .await
+                .is_some_and(|confirmed| confirmed > now)
+        })
+        .await;
+    }
+}
+
 /// Wait until `slot` exists and no walsender holds it (a killed daemon's connection is gone),
 /// so a restarted daemon can take it.
 pub async fn wait_slot_released(client: &Client, slot: &str, timeout: Duration) {
