@@ -113,7 +113,8 @@ impl Rig {
             tables.join(";")
         ))
         .await;
-        let kafka = ThrowawayKafka::start().await;
+        // Behind a proxy, so the network test can cut and stall Kafka's connections too.
+        let kafka = ThrowawayKafka::start_behind_proxy().await;
         let search = ThrowawaySearch::start().await;
         let target = support::start_postgres().await;
         let search_port: u16 = search.url().rsplit(':').next().unwrap().parse().unwrap();
@@ -534,18 +535,32 @@ async fn every_sink_replays_to_the_source_through_cut_and_stalled_connections() 
     let writers = Writers::start(rig.pg.url(SUPERUSER, DEFAULT_DATABASE));
     let mut faults = 0;
 
-    for (round, fault) in [Fault::Cut, Fault::Stall, Fault::Cut, Fault::Stall]
-        .into_iter()
-        .enumerate()
-    {
+    // Each sink's connections are cut once and stalled once.
+    let rounds = [
+        (Sink::Search, Fault::Cut),
+        (Sink::Target, Fault::Stall),
+        (Sink::Kafka, Fault::Cut),
+        (Sink::Search, Fault::Stall),
+        (Sink::Target, Fault::Cut),
+        (Sink::Kafka, Fault::Stall),
+    ];
+    for (round, (sink, fault)) in rounds.into_iter().enumerate() {
         rig.wait_progress(&format!("progress before fault {round}"), &daemon)
             .await;
-        let proxy = if round % 2 == 0 {
-            &rig.search_proxy
-        } else {
-            &rig.target_proxy
+        let proxy = match sink {
+            Sink::Kafka => rig.kafka.proxy(),
+            Sink::Search => &rig.search_proxy,
+            Sink::Target => &rig.target_proxy,
         };
+        let cut_before = proxy.cut_connections();
         proxy.set(fault);
+        if fault == Fault::Cut {
+            // The cut closes the sink's open connections: it hits the daemon's client.
+            support::wait_until("the cut closes open connections", WAIT, || async {
+                proxy.cut_connections() > cut_before
+            })
+            .await;
+        }
         // Hold the fault while the source moves on: the sinks fall behind the workload.
         let held_from = writers.committed();
         support::wait_until("the workload moves on during the fault", WAIT, || async {
@@ -564,6 +579,14 @@ async fn every_sink_replays_to_the_source_through_cut_and_stalled_connections() 
          write_period_ms={period}",
         period = write_period().as_millis()
     );
+}
+
+/// A sink whose connections the network test cuts or stalls.
+#[derive(Clone, Copy)]
+enum Sink {
+    Kafka,
+    Search,
+    Target,
 }
 
 /// What happens to the broker in each round of [`replay_after_restarts`].

@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use serde_json::Value as Json;
 
+use crate::support::proxy::FaultProxy;
 use crate::support::s3::{self, ThrowawayS3};
 use crate::support::tls::{TestCertificates, TlsFront};
 use crate::support::{free_port, wait_until};
@@ -36,6 +37,8 @@ pub struct ThrowawayKafka {
     /// Set for a TLS broker: the front clients connect to, and the CA that signed its
     /// certificate.
     tls: Option<(TlsFront, PathBuf)>,
+    /// Set for a broker behind a fault-injection proxy: clients reach it only through it.
+    proxy: Option<FaultProxy>,
     log: tempfile::NamedTempFile,
     /// Where a persistent broker keeps its log; `None`: in the broker's memory.
     storage: Option<ThrowawayS3>,
@@ -78,6 +81,7 @@ impl ThrowawayKafka {
             child: None,
             port: free_port(),
             tls: None,
+            proxy: None,
             log: tempfile::NamedTempFile::new().expect("broker log file"),
             storage,
         };
@@ -94,11 +98,34 @@ impl ThrowawayKafka {
             child: None,
             port,
             tls: Some((front, certificates.ca())),
+            proxy: None,
             log: tempfile::NamedTempFile::new().expect("broker log file"),
             storage: None,
         };
         kafka.spawn().await;
         kafka
+    }
+
+    /// Start a broker (log in memory) that clients reach only through a fault-injection
+    /// proxy, [`proxy`](Self::proxy): it advertises the proxy's port in its metadata, as the
+    /// TLS broker does its front's, so every client connection goes through the proxy.
+    pub async fn start_behind_proxy() -> ThrowawayKafka {
+        let port = free_port();
+        let mut kafka = ThrowawayKafka {
+            child: None,
+            port,
+            tls: None,
+            proxy: Some(FaultProxy::start(port).await),
+            log: tempfile::NamedTempFile::new().expect("broker log file"),
+            storage: None,
+        };
+        kafka.spawn().await;
+        kafka
+    }
+
+    /// The proxy in front of a broker started with [`start_behind_proxy`](Self::start_behind_proxy).
+    pub fn proxy(&self) -> &FaultProxy {
+        self.proxy.as_ref().expect("a broker behind a proxy")
     }
 
     async fn spawn(&mut self) {
@@ -146,13 +173,15 @@ impl ThrowawayKafka {
         .await;
     }
 
-    /// `127.0.0.1:PORT`, for `brokers` and `bootstrap.servers`: the TLS front's port for a
+    /// `127.0.0.1:PORT`, for `brokers` and `bootstrap.servers`: the proxy's port for a broker
+    /// behind a proxy, the TLS front's port for a
     /// TLS broker.
     pub fn bootstrap(&self) -> String {
-        let port = self
-            .tls
-            .as_ref()
-            .map_or(self.port, |(front, _)| front.port());
+        let port = match (&self.tls, &self.proxy) {
+            (Some((front, _)), _) => front.port(),
+            (None, Some(proxy)) => proxy.port(),
+            (None, None) => self.port,
+        };
         format!("127.0.0.1:{port}")
     }
 

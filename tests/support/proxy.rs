@@ -3,6 +3,7 @@
 //! and, when told, cuts every connection (and refuses new ones) or stalls them (bytes stop
 //! flowing both ways, sockets stay open), until it is told to pass traffic again.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -26,6 +27,8 @@ pub enum Fault {
 pub struct FaultProxy {
     port: u16,
     mode: Arc<watch::Sender<Fault>>,
+    /// Open connections a cut closed so far.
+    cut: Arc<AtomicUsize>,
     task: JoinHandle<()>,
 }
 
@@ -36,8 +39,19 @@ impl FaultProxy {
         let port = listener.local_addr().expect("proxy address").port();
         let (mode, _) = watch::channel(Fault::Pass);
         let mode = Arc::new(mode);
-        let task = tokio::spawn(accept_loop(listener, upstream, mode.clone()));
-        FaultProxy { port, mode, task }
+        let cut = Arc::new(AtomicUsize::new(0));
+        let task = tokio::spawn(accept_loop(listener, upstream, mode.clone(), cut.clone()));
+        FaultProxy {
+            port,
+            mode,
+            cut,
+            task,
+        }
+    }
+
+    /// How many open connections a cut has closed so far: a cut that closed none hit nothing.
+    pub fn cut_connections(&self) -> usize {
+        self.cut.load(Ordering::Relaxed)
     }
 
     /// The port clients connect to instead of the server's.
@@ -57,16 +71,26 @@ impl Drop for FaultProxy {
     }
 }
 
-async fn accept_loop(listener: TcpListener, upstream: u16, mode: Arc<watch::Sender<Fault>>) {
+async fn accept_loop(
+    listener: TcpListener,
+    upstream: u16,
+    mode: Arc<watch::Sender<Fault>>,
+    cut: Arc<AtomicUsize>,
+) {
     while let Ok((client, _)) = listener.accept().await {
         let watch = mode.subscribe();
-        tokio::spawn(connection(client, upstream, watch));
+        tokio::spawn(connection(client, upstream, watch, cut.clone()));
     }
 }
 
 /// One client connection: wait while stalled, close when cut, otherwise pipe bytes both ways
-/// until either side closes or the proxy cuts.
-async fn connection(mut client: TcpStream, upstream: u16, mut mode: watch::Receiver<Fault>) {
+/// until either side closes or the proxy cuts (counted in `cut`).
+async fn connection(
+    mut client: TcpStream,
+    upstream: u16,
+    mut mode: watch::Receiver<Fault>,
+    cut: Arc<AtomicUsize>,
+) {
     if !wait_for_pass(&mut mode).await {
         let _ = client.shutdown().await;
         return;
@@ -78,7 +102,10 @@ async fn connection(mut client: TcpStream, upstream: u16, mut mode: watch::Recei
     let (server_read, server_write) = server.into_split();
     tokio::select! {
         _ = pump(client_read, server_write, mode.clone()) => {}
-        _ = pump(server_read, client_write, mode) => {}
+        _ = pump(server_read, client_write, mode.clone()) => {}
+    }
+    if *mode.borrow() == Fault::Cut {
+        cut.fetch_add(1, Ordering::Relaxed);
     }
 }
 
