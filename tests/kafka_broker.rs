@@ -12,7 +12,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use crate::support::kafka::ThrowawayKafka;
+use crate::support::kafka::{Outage, ThrowawayKafka};
 use crate::support::wait_until;
 
 const TOPIC: &str = "counting";
@@ -23,25 +23,16 @@ const RECORDS_BETWEEN_FAULTS: usize = 2_000;
 #[tokio::test]
 #[ignore = "tansu 0.6 with s3:// storage loses acknowledged records when stopped (see README)"]
 async fn the_test_broker_keeps_every_record_it_acknowledged_across_stops() {
-    keeps_acknowledged_records(Fault::Stop).await;
+    keeps_acknowledged_records(Outage::Stop).await;
 }
 
 #[tokio::test]
 #[ignore = "tansu 0.6 with s3:// storage loses acknowledged records when killed (see README)"]
 async fn the_test_broker_keeps_every_record_it_acknowledged_across_kills() {
-    keeps_acknowledged_records(Fault::Kill).await;
+    keeps_acknowledged_records(Outage::Kill).await;
 }
 
-/// How the broker goes down in each round.
-#[derive(Clone, Copy)]
-enum Fault {
-    /// SIGTERM, as an operator stops it.
-    Stop,
-    /// SIGKILL.
-    Kill,
-}
-
-async fn keeps_acknowledged_records(fault: Fault) {
+async fn keeps_acknowledged_records(outage: Outage) {
     let mut kafka = ThrowawayKafka::start_persistent().await;
     kafka.create_topic(TOPIC, 1);
     let dir = tempfile::tempdir().expect("temp dir");
@@ -64,10 +55,7 @@ async fn keeps_acknowledged_records(fault: Fault) {
     for _ in 0..ROUNDS {
         // The broker goes down under load, with records of the producer in flight.
         progress = wait_acknowledged(dir.path(), progress + RECORDS_BETWEEN_FAULTS).await;
-        match fault {
-            Fault::Stop => kafka.stop_and_start().await,
-            Fault::Kill => kafka.restart().await,
-        }
+        kafka.go_down_and_up(outage).await;
     }
     wait_acknowledged(dir.path(), progress + RECORDS_BETWEEN_FAULTS).await;
     std::fs::write(dir.path().join("stop"), b"").expect("write the stop file");

@@ -29,7 +29,7 @@ use tokio_postgres::{Client, NoTls};
 
 use crate::harness::{self, SLOT};
 use crate::registry::Registry;
-use crate::support::kafka::{self, Replay, ThrowawayKafka};
+use crate::support::kafka::{self, Outage, Replay, ThrowawayKafka};
 use crate::support::proxy::{Fault, FaultProxy};
 use crate::support::search::ThrowawaySearch;
 use crate::support::workload::{Workload, SOURCE_TABLE};
@@ -589,20 +589,11 @@ enum Sink {
     Target,
 }
 
-/// What happens to the broker in each round of [`replay_after_restarts`].
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum BrokerFault {
-    None,
-    /// Stopped as an operator stops it (SIGTERM) and started again with its log.
-    Stop,
-    /// Killed (-9) and started again with its log.
-    Kill,
-}
-
-/// Rounds of restarts under load: the broker stopped or killed and started again (`broker`);
+/// Rounds of restarts under load: the broker taken down as `broker` says (if at all) and
+/// started again with its log;
 /// the registry killed, and the daemon with it, the new daemon waiting for the registry to
 /// come back. Prints the RESULT line `name`.
-async fn replay_after_restarts(name: &str, broker: BrokerFault) {
+async fn replay_after_restarts(name: &str, broker: Option<Outage>) {
     let (mut rig, mut registry) = Rig::start()
         .await
         .with_restartable_broker_and_registry()
@@ -614,15 +605,11 @@ async fn replay_after_restarts(name: &str, broker: BrokerFault) {
     let mut faults = 0;
 
     for round in 0..restart_count() {
-        if broker != BrokerFault::None {
+        if let Some(outage) = broker {
             // The broker goes down under load and comes back with its log.
             rig.wait_progress(&format!("progress before broker restart {round}"), &daemon)
                 .await;
-            if broker == BrokerFault::Kill {
-                rig.kafka.restart().await;
-            } else {
-                rig.kafka.stop_and_start().await;
-            }
+            rig.kafka.go_down_and_up(outage).await;
             faults += 1;
         }
         rig.wait_progress(
@@ -660,12 +647,12 @@ async fn replay_after_restarts(name: &str, broker: BrokerFault) {
 
 #[tokio::test]
 async fn every_sink_replays_to_the_source_after_registry_and_daemon_restarts() {
-    replay_after_restarts("proof_registry_restarts", BrokerFault::None).await;
+    replay_after_restarts("proof_registry_restarts", None).await;
 }
 
 #[tokio::test]
 async fn every_sink_replays_to_the_source_after_broker_stops_and_registry_restarts() {
-    replay_after_restarts("proof_broker_stops", BrokerFault::Stop).await;
+    replay_after_restarts("proof_broker_stops", Some(Outage::Stop)).await;
 }
 
 /// Not in CI: the test broker's storage loses acknowledged records in a kill -9 while keeping
@@ -676,5 +663,5 @@ async fn every_sink_replays_to_the_source_after_broker_stops_and_registry_restar
 #[tokio::test]
 #[ignore = "the test broker loses acknowledged records in a kill -9 (see README)"]
 async fn every_sink_replays_to_the_source_after_broker_and_registry_restarts() {
-    replay_after_restarts("proof_broker_kills", BrokerFault::Kill).await;
+    replay_after_restarts("proof_broker_kills", Some(Outage::Kill)).await;
 }

@@ -2,8 +2,9 @@
 
 usage: produce_counting.py BOOTSTRAP TOPIC DIR
 
-While it produces, DIR/acknowledged holds how many records were acknowledged so far. The producer has the kafka sink's delivery settings (acks=all, idempotence, five requests in
-flight) and never gives up on a record while the broker is away. Once DIR/stop exists it stops
+While it produces, DIR/acknowledged holds how many records were acknowledged so far. The
+producer has the kafka sink's delivery settings (acks=all, idempotence, five requests in flight)
+and never gives up on a record while the broker is away. Once DIR/stop exists it stops
 producing, waits until every record is acknowledged or failed, and prints the acknowledged
 values, one per line; failed deliveries go to stderr with a count.
 """

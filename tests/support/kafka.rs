@@ -174,8 +174,7 @@ impl ThrowawayKafka {
     }
 
     /// `127.0.0.1:PORT`, for `brokers` and `bootstrap.servers`: the proxy's port for a broker
-    /// behind a proxy, the TLS front's port for a
-    /// TLS broker.
+    /// behind a proxy, the TLS front's port for a TLS broker.
     pub fn bootstrap(&self) -> String {
         let port = match (&self.tls, &self.proxy) {
             (Some((front, _)), _) => front.port(),
@@ -256,29 +255,28 @@ impl ThrowawayKafka {
     /// `tests/python/consume_raw.py`).
     pub async fn read_values(&self, topic: &str, expected: usize, timeout_s: u32) -> Vec<String> {
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/consume_raw.py");
-        let output = tokio::process::Command::new("python3")
+        let mut command = tokio::process::Command::new("python3");
+        command
             .arg(script)
             .arg(self.bootstrap())
             .arg(expected.to_string())
             .arg(timeout_s.to_string())
-            .arg(topic)
-            .output()
+            .arg(topic);
+        self.consumer_output(command).await
+    }
+
+    /// Run a consumer script whose output is one JSON object per record.
+    async fn consume(&self, command: tokio::process::Command) -> Vec<serde_json::Value> {
+        self.consumer_output(command)
             .await
-            .expect("run python3 (.ci/run installs confluent-kafka)");
-        assert!(
-            output.status.success(),
-            "consumer failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8_lossy(&output.stdout)
-            .lines()
-            .map(str::to_owned)
+            .iter()
+            .map(|l| serde_json::from_str(l).expect("consumer prints json"))
             .collect()
     }
 
-    /// Run a consumer script (over TLS, trusting the CA, for a TLS broker); its output is one
-    /// JSON object per record.
-    async fn consume(&self, mut command: tokio::process::Command) -> Vec<serde_json::Value> {
+    /// Run a consumer script (told the CA to trust for a TLS broker) and return its output,
+    /// a line per record; fail with the broker's log if the script fails.
+    async fn consumer_output(&self, mut command: tokio::process::Command) -> Vec<String> {
         if let Some((_, ca)) = &self.tls {
             command.env(CONSUMER_CA_VARIABLE, ca);
         }
@@ -294,7 +292,7 @@ impl ThrowawayKafka {
         );
         String::from_utf8_lossy(&output.stdout)
             .lines()
-            .map(|l| serde_json::from_str(l).expect("consumer prints json"))
+            .map(str::to_owned)
             .collect()
     }
 
@@ -327,6 +325,14 @@ impl ThrowawayKafka {
         self.spawn().await;
     }
 
+    /// Take the broker down as `outage` says and start it again on the same port.
+    pub async fn go_down_and_up(&mut self, outage: Outage) {
+        match outage {
+            Outage::Stop => self.stop_and_start().await,
+            Outage::Kill => self.restart().await,
+        }
+    }
+
     /// Kill the broker (SIGKILL) and reap it.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -334,6 +340,15 @@ impl ThrowawayKafka {
             let _ = child.wait();
         }
     }
+}
+
+/// How a test takes the broker down before starting it again.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Outage {
+    /// Stopped as an operator stops it (SIGTERM).
+    Stop,
+    /// Killed (-9).
+    Kill,
 }
 
 impl Drop for ThrowawayKafka {
