@@ -351,6 +351,36 @@ pub enum Outage {
     Kill,
 }
 
+/// How the kafka sink's producer (and the broker checks' plain producer) keeps per-partition
+/// order under retries: the sink's `idempotence` setting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Delivery {
+    /// The idempotent producer, five requests in flight: the broker drops a batch sent again
+    /// that it already has (the default).
+    Idempotent,
+    /// No idempotence, one request in flight (`idempotence = false`): a batch sent again may
+    /// be written twice.
+    OneInFlight,
+}
+
+impl Delivery {
+    /// The kafka sink's setting for it.
+    pub fn sink_setting(self) -> &'static str {
+        match self {
+            Delivery::Idempotent => "idempotence = true",
+            Delivery::OneInFlight => "idempotence = false",
+        }
+    }
+
+    /// The mode argument of `tests/python/produce_counting.py`.
+    pub fn script_mode(self) -> &'static str {
+        match self {
+            Delivery::Idempotent => "idempotent",
+            Delivery::OneInFlight => "one-in-flight",
+        }
+    }
+}
+
 impl Drop for ThrowawayKafka {
     fn drop(&mut self) {
         self.stop();

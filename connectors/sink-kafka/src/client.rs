@@ -1,6 +1,6 @@
-//! The librdkafka clients behind the sink: an idempotent producer whose settings keep the
-//! delivery contract (`acks=all`, idempotence, at most five in-flight requests, murmur2 key
-//! partitioning as Java clients do), an admin client, and topic preparation on first use
+//! The librdkafka clients behind the sink: a producer whose settings keep the delivery contract
+//! (`acks=all`; idempotence with at most five in-flight requests, or without it one; murmur2
+//! key partitioning as Java clients do), an admin client, and topic preparation on first use
 //! (create with the configured shape, or require it to exist).
 
 use std::time::Duration;
@@ -54,7 +54,7 @@ pub fn producer_config(config: &KafkaSinkConfig) -> ClientConfig {
     let mut client = base_config(config);
     client
         .set("acks", "all")
-        .set("enable.idempotence", "true")
+        .set("enable.idempotence", config.idempotence.to_string())
         .set("partitioner", "murmur2_random")
         .set("compression.type", config.compression.as_str())
         .set("linger.ms", config.linger.as_millis().to_string())
@@ -66,7 +66,11 @@ pub fn producer_config(config: &KafkaSinkConfig) -> ClientConfig {
         // Topics are made by the sink with the configured shape, never implicitly by the
         // broker with its defaults.
         .set("allow.auto.create.topics", "false");
-    if !config
+    if !config.idempotence {
+        // Without the broker's sequence checks, only one request in flight keeps a retried
+        // batch ahead of the ones after it (validation refused any other value).
+        client.set("max.in.flight.requests.per.connection", "1");
+    } else if !config
         .properties
         .contains_key("max.in.flight.requests.per.connection")
         && !config.properties.contains_key("max.in.flight")
@@ -303,6 +307,20 @@ mod tests {
         );
         assert_eq!(client.get("compression.type"), Some("lz4"));
         assert_eq!(client.get("allow.auto.create.topics"), Some("false"));
+    }
+
+    #[test]
+    fn without_idempotence_the_producer_keeps_order_with_one_request_in_flight() {
+        let client = producer_config(&KafkaSinkConfig {
+            idempotence: false,
+            ..config(&[])
+        });
+        assert_eq!(client.get("acks"), Some("all"));
+        assert_eq!(client.get("enable.idempotence"), Some("false"));
+        assert_eq!(
+            client.get("max.in.flight.requests.per.connection"),
+            Some("1")
+        );
     }
 
     #[test]

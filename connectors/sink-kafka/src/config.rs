@@ -1,9 +1,11 @@
 //! The `[[sink]]` table of type `kafka`: raw TOML keys, their validation (every problem with its
 //! key), and the validated settings the client is built from.
 //!
-//! Delivery safety is not configurable: `acks=all`, idempotence on and at most five requests in
-//! flight per connection (which keeps per-partition order under retries) are always set, and a
-//! pass-through property that would weaken them is rejected. TLS and SASL (PLAIN, SCRAM) are
+//! Delivery safety is not configurable: `acks=all` is always set, and so is per-partition order
+//! under retries: by default an idempotent producer with at most five requests in flight per
+//! connection; with `idempotence = false` (for brokers whose idempotent producer support is
+//! missing or unreliable) one request in flight. A pass-through property that would weaken
+//! either is rejected. TLS and SASL (PLAIN, SCRAM) are
 //! librdkafka properties passed through `properties`; values of secret-bearing keys are held as
 //! [`Secret`]s so they never reach logs or `Debug` output.
 
@@ -100,6 +102,11 @@ pub struct RawKafkaSinkConfig {
     pub tombstones_on_delete: Option<bool>,
     /// Any librdkafka property, passed through (TLS, SASL, tuning).
     pub properties: Option<BTreeMap<String, RawScalar>>,
+    /// The idempotent producer (default true): the broker drops a retried batch it already
+    /// has, so retries add no duplicates, and five requests may be in flight. `false` is for
+    /// brokers without (reliable) idempotent producer support: one request in flight keeps
+    /// per-partition order, and a retry may duplicate a batch (still at-least-once).
+    pub idempotence: Option<bool>,
     /// Exactly-once delivery for `isolation.level=read_committed` consumers (default false):
     /// a transactional producer commits each batch's records together with the position it
     /// reached in the offsets topic, and a restart skips what is already committed.
@@ -176,6 +183,8 @@ pub struct KafkaSinkConfig {
     pub replication_factor: i32,
     pub topic_config: BTreeMap<String, String>,
     pub tombstones_on_delete: bool,
+    /// The idempotent producer (true) or one request in flight without it (false).
+    pub idempotence: bool,
     /// Pass-through librdkafka properties, secrets wrapped.
     pub properties: BTreeMap<String, PropertyValue>,
     /// `Some` under `exactly_once = true`.
@@ -190,10 +199,7 @@ const RESERVED_PROPERTIES: &[(&str, &str)] = &[
         "always \"all\": a batch is acknowledged only once every replica has it",
     ),
     ("request.required.acks", "always \"all\" (acks)"),
-    (
-        "enable.idempotence",
-        "always on: retries must not duplicate or reorder records",
-    ),
+    ("enable.idempotence", "set by `idempotence`"),
     ("bootstrap.servers", "set by `brokers`"),
     ("metadata.broker.list", "set by `brokers`"),
     ("compression.type", "set by `compression`"),
@@ -306,6 +312,7 @@ impl RawKafkaSinkConfig {
             ));
         }
 
+        let idempotence = self.idempotence.unwrap_or(true);
         let mut properties = BTreeMap::new();
         for (name, value) in self.properties.take().unwrap_or_default() {
             let at = format!("{prefix}.properties.{name:?}");
@@ -319,11 +326,18 @@ impl RawKafkaSinkConfig {
             let text = value.into_text();
             let in_flight = name.eq_ignore_ascii_case("max.in.flight.requests.per.connection")
                 || name.eq_ignore_ascii_case("max.in.flight");
-            if in_flight && !text.parse::<u32>().is_ok_and(|n| (1..=5).contains(&n)) {
-                problems.push(ConfigProblem::new(
-                    at,
-                    format!("must be 1 to 5 to keep per-key order, found {text:?}"),
-                ));
+            let most_in_flight = if idempotence { 5 } else { 1 };
+            if in_flight
+                && !text
+                    .parse::<u32>()
+                    .is_ok_and(|n| (1..=most_in_flight).contains(&n))
+            {
+                let why = if idempotence {
+                    "must be 1 to 5 to keep per-key order"
+                } else {
+                    "must be 1 with idempotence = false, to keep per-key order under retries"
+                };
+                problems.push(ConfigProblem::new(at, format!("{why}, found {text:?}")));
                 continue;
             }
             let value = if is_secret_property(&name) {
@@ -335,6 +349,13 @@ impl RawKafkaSinkConfig {
         }
 
         let exactly_once = self.validate_exactly_once(prefix, &mut problems);
+        if exactly_once.is_some() && !idempotence {
+            problems.push(ConfigProblem::new(
+                key("idempotence"),
+                "must be true with exactly_once = true: Kafka transactions need the \
+                 idempotent producer",
+            ));
+        }
 
         if problems.is_empty() {
             Ok(KafkaSinkConfig {
@@ -353,6 +374,7 @@ impl RawKafkaSinkConfig {
                     .map(|(k, v)| (k, v.into_text()))
                     .collect(),
                 tombstones_on_delete: self.tombstones_on_delete.unwrap_or(true),
+                idempotence,
                 properties,
                 exactly_once,
             })
@@ -536,6 +558,33 @@ mod tests {
         ] {
             assert!(keys.contains(&expected), "{expected} missing from {keys:?}");
         }
+    }
+
+    #[test]
+    fn idempotence_is_on_by_default_and_off_allows_one_request_in_flight_without_transactions() {
+        assert!(validate("brokers = 'k:1'").unwrap().idempotence);
+        let cfg = validate(
+            "brokers = 'k:1'\nidempotence = false\n\
+             properties = { 'max.in.flight.requests.per.connection' = 1 }",
+        )
+        .unwrap();
+        assert!(!cfg.idempotence);
+        let problems = validate(
+            "brokers = 'k:1'\nidempotence = false\nexactly_once = true\n\
+             properties = { 'max.in.flight' = 2 }",
+        )
+        .unwrap_err();
+        assert_eq!(
+            keys(&problems),
+            [
+                "sink[0].properties.\"max.in.flight\"",
+                "sink[0].idempotence"
+            ]
+        );
+        assert!(problems[0]
+            .message
+            .contains("must be 1 with idempotence = false"));
+        assert!(problems[1].message.contains("exactly_once"));
     }
 
     #[test]

@@ -1,9 +1,10 @@
 //! [`KafkaSink`]: produces each batch's Avro records (and tombstones) keyed to their topics; a
 //! batch is durable once every record has a successful delivery report, so an acknowledged
 //! batch is on every in-sync replica. The sink is pipelined: the core hands it the next batches
-//! while earlier ones still wait for their reports, and acknowledges in order. One idempotent
-//! producer keeps per-partition order across all of them and under its retries, so everything
-//! before an acknowledged batch is durable too.
+//! while earlier ones still wait for their reports, and acknowledges in order. One producer
+//! (idempotent, or with one request in flight under `idempotence = false`) keeps per-partition
+//! order across all of them and under its retries, so everything before an acknowledged batch
+//! is durable too.
 //!
 //! Under `exactly_once` the writing goes through [`TransactionalWriter`] instead: the same
 //! records, inside Kafka transactions committed with the position they reach.
@@ -26,7 +27,7 @@ use crate::transaction::TransactionalWriter;
 /// Longest wait for buffered records on orderly shutdown.
 const CLOSE_FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A Kafka destination: one idempotent producer, topics prepared on first use.
+/// A Kafka destination: one producer, topics prepared on first use.
 pub struct KafkaSink {
     config: KafkaSinkConfig,
     producer: FutureProducer<LogContext>,
@@ -104,7 +105,7 @@ impl KafkaSink {
         Ok(())
     }
 
-    /// Hand every record of `batch` to the idempotent producer; the returned write resolves
+    /// Hand every record of `batch` to the producer; the returned write resolves
     /// once all have their delivery reports. A failure is noted for the next call.
     async fn produce(&mut self, batch: &Batch) -> Result<PendingWrite, SinkError> {
         if lacks_records(batch) {
