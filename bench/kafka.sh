@@ -11,6 +11,8 @@
 #                  reaches END (every record acknowledged by the broker); peak RSS (VmHWM);
 #   exactly-once:  the same on the third slot with `exactly_once = true` (a Kafka transaction
 #                  per batch plus its offsets record): the cost of the option;
+#   one in flight: the same on a fourth slot with `idempotence = false` (no idempotent
+#                  producer, one request in flight per connection): the cost of that option;
 #   latency:       a fresh slot and a running sluice (at-least-once); LAT_RATE changes/s for
 #                  LAT_SECONDS in transactions of LAT_TXN rows, inserted by a paced procedure;
 #                  a Python consumer (bench/kafka_latency.py) stamps each record on arrival
@@ -20,14 +22,14 @@
 # threads were runnable but waited for a CPU (a busy machine shows there), and the table has
 # the broker's CPU seconds.
 # Ends with RESULT lines: name=kafka (throughput, ratio, peak RSS), name=kafka_exactly_once,
-# name=kafka_latency.
+# name=kafka_one_in_flight, name=kafka_latency.
 #
 # Environment: N=200000  BATCH=1000  LAT_RATE=10000  LAT_SECONDS=10  LAT_TXN=100
 #   LAT_BATCH_WAIT_MS=5 (the latency run's [pipeline] max_batch_wait_ms)
 #   PGBIN=<pg_config --bindir | newest /usr/lib/postgresql/*/bin>
 #   SLUICE_BIN=<built here with cargo build --release --features sink-kafka>
 #   TIMEOUT_S=1800 (per consumer)  RUN_AS=postgres (OS user for the server when run as root)
-#   SKIP_EOS=0 (1: no exactly-once run)  KAFKA_EXTRA="" (extra [[sink]] lines, for tuning)
+#   SKIP_EOS=0 (1: no exactly-once run)  SKIP_ONE=0 (1: no one-in-flight run)  KAFKA_EXTRA="" (extra [[sink]] lines, for tuning)
 #   PIPELINE_EXTRA=$'max_batch_events = 1024\nmax_in_flight_batches = 4' ([pipeline] lines)
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -38,12 +40,14 @@ LAT_SECONDS=${LAT_SECONDS:-10}
 LAT_TXN=${LAT_TXN:-100}
 LAT_COUNT=$((LAT_RATE * LAT_SECONDS))
 SKIP_EOS=${SKIP_EOS:-0}
+SKIP_ONE=${SKIP_ONE:-0}
 KAFKA_EXTRA=${KAFKA_EXTRA:-}
 # Smaller batches and fewer of them queued than the pipeline's defaults (4096 events, 8 in
 # flight): with a sink slower than the source every queue is full, so queued batches are the
 # memory, and 1024-event batches measured faster here as well (less memory traffic).
 PIPELINE_EXTRA=${PIPELINE_EXTRA-$'max_batch_events = 1024\nmax_in_flight_batches = 4'}
 DB=bench PUB=bench_pub SLUICE_SLOT=sluice_kafka EOS_SLOT=sluice_kafka_eos BASE_SLOT=recvlogical_bench
+ONE_SLOT=sluice_kafka_one
 LAT_SLOT=sluice_kafka_latency
 
 bench_find_pgbin initdb pg_ctl pg_recvlogical psql
@@ -56,6 +60,7 @@ bench_schema
 sql "SELECT pg_create_logical_replication_slot('$SLUICE_SLOT', 'pgoutput')" >/dev/null
 sql "SELECT pg_create_logical_replication_slot('$EOS_SLOT', 'pgoutput')" >/dev/null
 sql "SELECT pg_create_logical_replication_slot('$BASE_SLOT', 'pgoutput')" >/dev/null
+sql "SELECT pg_create_logical_replication_slot('$ONE_SLOT', 'pgoutput')" >/dev/null
 bench_workload
 bench_wal_report
 
@@ -121,7 +126,13 @@ if [[ $SKIP_EOS != 1 ]]; then
     EOS_S=$RUN_S EOS_CPS=$RUN_CPS EOS_MIB=$PEAK_MIB EOS_CPU=$CPU_S EOS_BROKER=$BROKER_CPU_S
     EOS_RATIO=$(awk -v a="$EOS_CPS" -v b="$BASE_CPS" 'BEGIN{printf "%.2f", a / b}')
 fi
-for s in "$SLUICE_SLOT" "$EOS_SLOT" "$BASE_SLOT"; do
+ONE_S=NA ONE_CPS=NA ONE_MIB=NA ONE_CPU=NA ONE_RATIO=NA ONE_BROKER=NA
+if [[ $SKIP_ONE != 1 ]]; then
+    timed_run bench_one "$ONE_SLOT" "idempotence = false"
+    ONE_S=$RUN_S ONE_CPS=$RUN_CPS ONE_MIB=$PEAK_MIB ONE_CPU=$CPU_S ONE_BROKER=$BROKER_CPU_S
+    ONE_RATIO=$(awk -v a="$ONE_CPS" -v b="$BASE_CPS" 'BEGIN{printf "%.2f", a / b}')
+fi
+for s in "$SLUICE_SLOT" "$EOS_SLOT" "$BASE_SLOT" "$ONE_SLOT"; do
     sql "SELECT pg_drop_replication_slot('$s')" >/dev/null
 done
 
@@ -169,7 +180,9 @@ printf '%-34s %10s %14s %10s %14s %14s\n' consumer wall_s changes_per_s cpu_s br
 printf '%-34s %10s %14s %10s %14s %14s\n' "pg_recvlogical (/dev/null)" "$BASE_S" "$BASE_CPS" - - -
 printf '%-34s %10s %14s %10s %14s %14s\n' "sluice -> kafka (at-least-once)" "$ALO_S" "$ALO_CPS" "$ALO_CPU" "$ALO_BROKER" "$ALO_MIB"
 printf '%-34s %10s %14s %10s %14s %14s\n' "sluice -> kafka (exactly-once)" "$EOS_S" "$EOS_CPS" "$EOS_CPU" "$EOS_BROKER" "$EOS_MIB"
+printf '%-34s %10s %14s %10s %14s %14s\n' "sluice -> kafka (one in flight)" "$ONE_S" "$ONE_CPS" "$ONE_CPU" "$ONE_BROKER" "$ONE_MIB"
 echo "latency at $LAT_RATE changes/s ($LAT_TXN rows/txn, commit -> consumer): $LAT_LINE; sluice peak RSS $LAT_MIB MiB"
 echo "RESULT name=kafka changes=$CHANGES sluice_changes_per_s=$ALO_CPS baseline_changes_per_s=$BASE_CPS ratio=$ALO_RATIO peak_rss_mib=$PEAK cpu_s=$ALO_CPU"
 echo "RESULT name=kafka_exactly_once changes=$CHANGES sluice_changes_per_s=$EOS_CPS baseline_changes_per_s=$BASE_CPS ratio=$EOS_RATIO peak_rss_mib=$EOS_MIB"
+echo "RESULT name=kafka_one_in_flight changes=$CHANGES sluice_changes_per_s=$ONE_CPS baseline_changes_per_s=$BASE_CPS ratio=$ONE_RATIO peak_rss_mib=$ONE_MIB"
 echo "RESULT name=kafka_latency rate_per_s=$LAT_RATE p50_ms=$P50 p99_ms=$P99 max_ms=$MAXMS produce_p50_ms=$PRODUCE_P50 produce_p99_ms=$PRODUCE_P99 peak_rss_mib=$LAT_MIB"

@@ -6,7 +6,7 @@
 # RSS and CPU seconds per 1M changes, with the machine they ran on.
 #
 # Runs, one after the other (each with its own throwaway servers):
-#   bench/throughput.sh (memory), bench/kafka.sh (SKIP_EOS=1), bench/search.sh,
+#   bench/throughput.sh (memory), bench/kafka.sh (SKIP_EOS=1 SKIP_ONE=1), bench/search.sh,
 #   bench/warehouse.sh (TARGETS=postgres)              throughput, ratio, peak RSS, CPU
 #   bench/snapshot.sh SINK=...                          snapshot rate, ratio to COPY
 #   bench/latency.sh SINK=... MAX_FROM=<throughput>     latency sweep from the daemon's
@@ -91,7 +91,7 @@ sustained() {
 for sink in $SINKS; do
     case $sink in
         memory) run_bench throughput-memory throughput.sh N="$N_MEMORY" ;;
-        kafka) run_bench throughput-kafka kafka.sh N="$N_KAFKA" SKIP_EOS=1 LAT_SECONDS="$LAT_SECONDS" ;;
+        kafka) run_bench throughput-kafka kafka.sh N="$N_KAFKA" SKIP_EOS=1 SKIP_ONE=1 LAT_SECONDS="$LAT_SECONDS" ;;
         search) run_bench throughput-search search.sh N="$N_SEARCH" ;;
         postgres) run_bench throughput-postgres warehouse.sh N="$N_WAREHOUSE" TARGETS=postgres ;;
         *) die "unknown sink $sink (memory, kafka, search or postgres)" ;;
