@@ -1,8 +1,9 @@
 //! Kafka sink: each row change as a Debezium-shaped Avro record (Confluent framing, schemas in
 //! the registry) on `<prefix>.<schema>.<table>`, keyed and partitioned by the row's key so
 //! per-key order holds, with `sluice.lsn`, `sluice.txid` and `sluice.table` headers and a
-//! tombstone after each delete. An idempotent `acks=all` producer, and a batch acknowledged
-//! only once every record of it has a successful delivery report.
+//! tombstone after each delete. An `acks=all` producer, idempotent unless `idempotence = false`
+//! (then one request in flight), and a batch acknowledged only once every record of it has a
+//! successful delivery report.
 //!
 //! TLS and SASL are librdkafka properties under `properties`, for example
 //! `'security.protocol' = 'SASL_SSL'`, `'sasl.mechanism' = 'SCRAM-SHA-512'`,
