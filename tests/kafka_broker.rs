@@ -11,7 +11,7 @@
 //! run in CI. It fails the idempotent producer's checks: it records a batch's sequence number
 //! before the batch itself, so a batch cut short by the outage is answered "duplicate sequence
 //! number" when the producer sends it again, and the client counts that as acknowledged
-//! (README, "What the broker restart test found"). Those two are ignored: the check to run
+//! (README, "What the broker restart tests found"). Those two are ignored: the check to run
 //! (`--ignored`) on any other broker build before its fault tests are trusted.
 
 use std::collections::BTreeSet;

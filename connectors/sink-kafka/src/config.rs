@@ -5,9 +5,9 @@
 //! under retries: by default an idempotent producer with at most five requests in flight per
 //! connection; with `idempotence = false` (for brokers whose idempotent producer support is
 //! missing or unreliable) one request in flight. A pass-through property that would weaken
-//! either is rejected. TLS and SASL (PLAIN, SCRAM) are
-//! librdkafka properties passed through `properties`; values of secret-bearing keys are held as
-//! [`Secret`]s so they never reach logs or `Debug` output.
+//! either is rejected. TLS and SASL (PLAIN, SCRAM) are librdkafka properties passed through
+//! `properties`; values of secret-bearing keys are held as [`Secret`]s so they never reach logs
+//! or `Debug` output.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
