@@ -339,14 +339,27 @@ impl ThrowawayPostgres {
         self.pg_ctl_stop_fast("--no-wait").await
     }
 
+    /// Crash the server: an immediate shutdown, where every server process quits at once
+    /// without a checkpoint and connections drop mid-transaction. It stays down until
+    /// [`Self::start_again`], which then runs crash recovery.
+    pub async fn crash(&mut self) -> Result<()> {
+        self.pg_ctl_stop("immediate", "-w").await?;
+        self.running = false;
+        Ok(())
+    }
+
     async fn pg_ctl_stop_fast(&self, wait: &str) -> Result<()> {
+        self.pg_ctl_stop("fast", wait).await
+    }
+
+    async fn pg_ctl_stop(&self, mode: &str, wait: &str) -> Result<()> {
         let data = self.data_dir();
         self.run_pg_ctl(&[
             "stop".as_ref(),
             "-D".as_ref(),
             data.as_os_str(),
             "-m".as_ref(),
-            "fast".as_ref(),
+            mode.as_ref(),
             wait.as_ref(),
         ])
         .await
@@ -357,7 +370,7 @@ impl ThrowawayPostgres {
         !self.data_dir().join("postmaster.pid").exists()
     }
 
-    /// Start the server again on the same port after [`Self::stop_fast`].
+    /// Start the server again on the same port after [`Self::stop_fast`] or [`Self::crash`].
     pub async fn start_again(&mut self) -> Result<()> {
         self.pg_ctl_start().await?;
         self.wait_until_ready().await

@@ -7,16 +7,18 @@
 //! by row, Kafka must show no per-key reordering, and no run may panic.
 //!
 //! `SLUICE_PROOF_KILLS` sets how many kill -9s the kill loop makes (default 3 here; the long run
-//! in the README uses 50), `SLUICE_PROOF_RESTARTS` how many rounds the restart test makes
-//! (default 3; 20 in the long run), `SLUICE_PROOF_WRITE_PERIOD_MS` the writers' pace (see
-//! [`write_period`]). Each test prints one `RESULT` line with its counts.
+//! in the README uses 50), `SLUICE_PROOF_RESTARTS` how many rounds the restart tests and the
+//! server test make (default 3; 20 in the long run), `SLUICE_PROOF_WRITE_PERIOD_MS` the writers'
+//! pace (see [`write_period`]). Each test prints one `RESULT` line with its counts.
 //!
 //! The broker keeps its log in memory in the kill and network tests; the restart test gives it
 //! a persistent log (tansu's `s3://` storage on a throwaway S3-compatible server; the pip build
 //! of tansu lacks its `postgres://` engine) and runs the schema registry as its own `sluice
 //! registry serve` process with file storage, then kills and restarts both under load. The
-//! search server is never restarted: it keeps its index in memory only, so a restart loses the
-//! index by design, which no sink can repair; its outages are covered by the proxy's cuts.
+//! server test stops and crashes the warehouse's PostgreSQL and freezes the search server
+//! (SIGSTOP). The search server is never restarted: it keeps its index in memory only, so a
+//! restart loses the index by design, which no sink can repair; its outages are covered by the
+//! freeze and the proxy's cuts.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -68,7 +70,8 @@ fn kill_count() -> usize {
     count_from_env("SLUICE_PROOF_KILLS", 3)
 }
 
-/// How many broker and registry restart rounds the restart test makes.
+/// How many broker and registry restart rounds the restart tests make, and how many server
+/// faults the server test makes.
 fn restart_count() -> usize {
     count_from_env("SLUICE_PROOF_RESTARTS", 3)
 }
@@ -171,6 +174,18 @@ impl Rig {
         self.kafka = kafka;
         let registry = self.start_registry().await;
         (self, registry)
+    }
+
+    /// Add `setting` to the search sink's part of the config. Call before the daemon starts.
+    fn with_search_setting(mut self, setting: &str) -> Rig {
+        let text = std::fs::read_to_string(self.config.path()).unwrap();
+        let (at, count) = (
+            "index_settings = {",
+            text.matches("index_settings = {").count(),
+        );
+        assert_eq!(count, 1, "one search sink in the config");
+        self.config = support::write_config(&text.replace(at, &format!("{setting}\n{at}")));
+        self
     }
 
     /// The registry process on its port, with its schemas from earlier runs.
@@ -590,6 +605,118 @@ enum Sink {
     Kafka,
     Search,
     Target,
+}
+
+/// A fault of a sink's own server, in the server test.
+#[derive(Clone, Copy, Debug)]
+enum ServerFault {
+    /// The warehouse's PostgreSQL stopped (fast shutdown), then started again.
+    WarehouseStop,
+    /// The warehouse's PostgreSQL crashed (immediate shutdown), then started again: crash
+    /// recovery keeps what it flushed, no more. Throwaway servers commit with
+    /// `synchronous_commit = off`, so only the sink's own durable commits keep its batches.
+    WarehouseCrash,
+    /// The search server frozen (SIGSTOP), then thawed (SIGCONT).
+    SearchFreeze,
+}
+
+impl ServerFault {
+    /// The sink whose server the fault hits, as the config names it.
+    fn sink(self) -> &'static str {
+        match self {
+            ServerFault::WarehouseStop | ServerFault::WarehouseCrash => "warehouse",
+            ServerFault::SearchFreeze => "search",
+        }
+    }
+}
+
+/// How many warnings the daemon logged about `sink`: a failed write it retries, or documents
+/// the search sink sends again after a timeout.
+fn warnings_about(daemon: &SluiceProcess, sink: &str) -> usize {
+    let field = format!("sink={sink} ");
+    daemon
+        .stderr()
+        .lines()
+        .map(without_colours)
+        .filter(|l| l.contains(" WARN ") && l.contains(&field))
+        .count()
+}
+
+/// `line` without its terminal colour codes (`ESC [ ... m`).
+fn without_colours(line: &str) -> String {
+    let mut plain = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            chars.by_ref().find(|&c| c == 'm');
+        } else {
+            plain.push(c);
+        }
+    }
+    plain
+}
+
+/// The sinks' own servers go down under load, each until the daemon warned about its sink and
+/// the workload moved on: the warehouse stopped and crashed, the search server frozen mid-request (with a
+/// 5 s request timeout, so the sink gives up on requests the server answers after it thaws).
+#[tokio::test]
+async fn every_sink_replays_to_the_source_after_the_sink_servers_stop_crash_and_freeze() {
+    let mut rig = Rig::start()
+        .await
+        .with_search_setting("request_timeout_ms = 5000");
+    let daemon = rig.spawn();
+    harness::wait_streaming(&rig.pg).await;
+    let writers = Writers::start(rig.pg.url(SUPERUSER, DEFAULT_DATABASE));
+    let mut faults = 0;
+
+    // `SLUICE_PROOF_RESTARTS` rounds (3 by default: each fault once), the faults in turn.
+    let faults_in_turn = [
+        ServerFault::WarehouseStop,
+        ServerFault::SearchFreeze,
+        ServerFault::WarehouseCrash,
+    ];
+    for round in 0..restart_count() {
+        let fault = faults_in_turn[round % faults_in_turn.len()];
+        rig.wait_progress(&format!("progress before server fault {round}"), &daemon)
+            .await;
+        let sink = fault.sink();
+        let warned_before = warnings_about(&daemon, sink);
+        match fault {
+            ServerFault::WarehouseStop => rig.target.stop_fast().await.expect("stop the warehouse"),
+            ServerFault::WarehouseCrash => rig.target.crash().await.expect("crash the warehouse"),
+            ServerFault::SearchFreeze => rig.search.freeze(),
+        }
+        // Hold the fault until it hit the daemon and the sink fell behind the workload.
+        support::wait_until(
+            &format!("the daemon warns about the {sink} sink during {fault:?}"),
+            WAIT,
+            || async { warnings_about(&daemon, sink) > warned_before },
+        )
+        .await;
+        let held_from = writers.committed();
+        support::wait_until("the workload moves on during the fault", WAIT, || async {
+            writers.committed() >= held_from + 30
+        })
+        .await;
+        match fault {
+            ServerFault::SearchFreeze => rig.search.thaw(),
+            _ => rig
+                .target
+                .start_again()
+                .await
+                .expect("start the warehouse again"),
+        }
+        faults += 1;
+    }
+
+    let (transactions, checked, duplicates) = check_keeping_logs(&rig, writers, &[], &daemon).await;
+    stop_daemon(daemon, &[]).await;
+    eprintln!(
+        "RESULT name=proof_sink_servers faults={faults} transactions={transactions} \
+         rows_checked={checked} duplicates={duplicates} \
+         write_period_ms={period}",
+        period = write_period().as_millis()
+    );
 }
 
 /// Rounds of restarts under load: the broker taken down as `broker` says (if at all) and

@@ -484,6 +484,39 @@ mod postgres {
     }
 
     #[tokio::test]
+    async fn a_batch_the_sink_wrote_survives_a_crash_of_a_target_that_commits_asynchronously() {
+        let mut target = support::start_postgres().await;
+        let client = target.client(DEFAULT_DATABASE).await.unwrap();
+        let setting: String = client
+            .query_one("SHOW synchronous_commit", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(
+            setting, "off",
+            "the target acknowledges commits before flushing them"
+        );
+        drop(client);
+        let mut sink = sink(&target, "");
+        sink.write(&batch(vec![change(Op::Create, 5, 1, Some(1))]))
+            .await
+            .unwrap();
+        sink.write(&batch(vec![
+            change(Op::Update, 6, 1, Some(2)),
+            change(Op::Create, 7, 2, Some(3)),
+        ]))
+        .await
+        .unwrap();
+        // Written means durable: the pipeline confirms to the source on the strength of it.
+        target.crash().await.unwrap();
+        target.start_again().await.unwrap();
+        assert_eq!(
+            target_rows(&target).await,
+            [(1, Some(2), false), (2, Some(3), false)]
+        );
+    }
+
+    #[tokio::test]
     async fn a_target_outage_is_transient_and_the_retried_batch_lands() {
         let mut target = support::start_postgres().await;
         let mut sink = sink(&target, "");

@@ -94,6 +94,24 @@ impl ThrowawaySearch {
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    /// Freeze the server (SIGSTOP), as a long pause of a real one does: its connections stay
+    /// open, and requests on them go unanswered until [`thaw`](Self::thaw).
+    pub fn freeze(&self) {
+        self.signal(libc::SIGSTOP);
+    }
+
+    /// Let a frozen server go on (SIGCONT): it then answers what it was sent meanwhile.
+    pub fn thaw(&self) {
+        self.signal(libc::SIGCONT);
+    }
+
+    fn signal(&self, signal: libc::c_int) {
+        let pid = libc::pid_t::try_from(self.child.id()).expect("pids fit in pid_t");
+        // SAFETY: `pid` is this test's own child, not yet reaped (it is killed on drop).
+        let sent = unsafe { libc::kill(pid, signal) };
+        assert_eq!(sent, 0, "signal {signal} to the search server");
+    }
+
     /// What the server printed so far, for failure messages.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.log.path()).unwrap_or_default()

@@ -16,13 +16,31 @@ use crate::sql::{self, Target};
 /// otherwise collect them without bound.
 const MAX_STATEMENTS: usize = 512;
 
+/// How a batch's transaction starts on a session whose `synchronous_commit` is `off`. Such a
+/// target answers COMMIT before the commit reaches its WAL on disk, so a crash of the target
+/// could undo a batch the sink reported written, after the source was told to forget it. The
+/// sink's own transactions then commit with `local`: flushed on the target before COMMIT
+/// returns, waiting for no standby. Every other value is durable already and is kept.
+const BEGIN_DURABLE: &str = "BEGIN; SET LOCAL synchronous_commit = local";
+
 /// A connection to the target and what is known about its tables.
 pub struct TargetClient {
     config: PostgresSinkConfig,
     client: Option<Client>,
+    /// How this connection's batch transactions start: `BEGIN`, or [`BEGIN_DURABLE`].
+    begin: &'static str,
     statements: HashMap<String, Statement>,
     /// Target table -> its column names, as last read or created.
     columns: HashMap<Target, HashSet<String>>,
+}
+
+/// How a batch's transaction starts on a session with this `synchronous_commit`.
+fn begin_for(synchronous_commit: &str) -> &'static str {
+    if synchronous_commit == "off" {
+        BEGIN_DURABLE
+    } else {
+        "BEGIN"
+    }
 }
 
 impl TargetClient {
@@ -30,6 +48,7 @@ impl TargetClient {
         TargetClient {
             config,
             client: None,
+            begin: "BEGIN",
             statements: HashMap::new(),
             columns: HashMap::new(),
         }
@@ -52,9 +71,21 @@ impl TargetClient {
                     sluice_api::ErrorClass::Fatal => SinkError::fatal(message),
                 }
             })?;
+            let row = client
+                .query_one("SHOW synchronous_commit", &[])
+                .await
+                .map_err(|e| sink_error("SHOW synchronous_commit", &e))?;
+            self.begin = begin_for(row.get(0));
             self.client = Some(client);
         }
         Ok(self.client.as_ref().expect("connected above"))
+    }
+
+    /// The statement that starts a batch's transaction on this connection, durable whatever
+    /// the target's `synchronous_commit`.
+    pub async fn begin(&mut self) -> Result<&'static str, SinkError> {
+        self.client().await?;
+        Ok(self.begin)
     }
 
     /// Forget the connection (after an error: the next batch reconnects) and what depends on
@@ -143,5 +174,18 @@ impl TargetClient {
             .await
             .map_err(|e| sink_error(&format!("reading columns of {}", target.quoted()), &e))?;
         Ok(rows.iter().map(|r| r.get::<_, String>(0)).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_session_that_commits_asynchronously_has_its_batches_commit_locally_durable() {
+        assert_eq!(begin_for("off"), BEGIN_DURABLE);
+        for durable in ["on", "local", "remote_write", "remote_apply"] {
+            assert_eq!(begin_for(durable), "BEGIN", "{durable} is kept");
+        }
     }
 }

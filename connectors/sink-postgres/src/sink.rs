@@ -56,7 +56,8 @@ impl PostgresSink {
             targets.push(self.target.prepare_table(table).await?);
         }
         let soft = self.target.config().delete_mode == DeleteMode::Soft;
-        self.simple("BEGIN").await?;
+        let begin = self.target.begin().await?;
+        self.simple(begin).await?;
         let mut letters = Vec::new();
         for (step, target) in steps.iter().zip(&targets) {
             match step {
