@@ -630,32 +630,6 @@ impl ServerFault {
     }
 }
 
-/// How many warnings the daemon logged about `sink`: a failed write it retries, or documents
-/// the search sink sends again after a timeout.
-fn warnings_about(daemon: &SluiceProcess, sink: &str) -> usize {
-    let field = format!("sink={sink} ");
-    daemon
-        .stderr()
-        .lines()
-        .map(without_colours)
-        .filter(|l| l.contains(" WARN ") && l.contains(&field))
-        .count()
-}
-
-/// `line` without its terminal colour codes (`ESC [ ... m`).
-fn without_colours(line: &str) -> String {
-    let mut plain = String::with_capacity(line.len());
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            chars.by_ref().find(|&c| c == 'm');
-        } else {
-            plain.push(c);
-        }
-    }
-    plain
-}
-
 /// The sinks' own servers go down under load, each until the daemon warned about its sink and
 /// the workload moved on: the warehouse stopped and crashed, the search server frozen mid-request (with a
 /// 5 s request timeout, so the sink gives up on requests the server answers after it thaws).
@@ -680,7 +654,7 @@ async fn every_sink_replays_to_the_source_after_the_sink_servers_stop_crash_and_
         rig.wait_progress(&format!("progress before server fault {round}"), &daemon)
             .await;
         let sink = fault.sink();
-        let warned_before = warnings_about(&daemon, sink);
+        let warned_before = daemon.warnings_about_sink(sink);
         match fault {
             ServerFault::WarehouseStop => rig.target.stop_fast().await.expect("stop the warehouse"),
             ServerFault::WarehouseCrash => rig.target.crash().await.expect("crash the warehouse"),
@@ -690,7 +664,7 @@ async fn every_sink_replays_to_the_source_after_the_sink_servers_stop_crash_and_
         support::wait_until(
             &format!("the daemon warns about the {sink} sink during {fault:?}"),
             WAIT,
-            || async { warnings_about(&daemon, sink) > warned_before },
+            || async { daemon.warnings_about_sink(sink) > warned_before },
         )
         .await;
         let held_from = writers.committed();

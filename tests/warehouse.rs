@@ -129,12 +129,17 @@ async fn wait_equal(source: &tokio_postgres::Client, target: &Target<'_>, with_c
     }
 }
 
+/// The daemon's config with `sink` (a `[[sink]]` body) instead of the test's null sink.
+fn daemon_config(pg: &ThrowawayPostgres, sink: &str) -> support::ConfigFile {
+    let text = harness::config_toml(pg, &["public.items"], "")
+        .replace("name = \"null\"\ntype = \"memory\"\nretain = false", sink);
+    support::write_config(&text)
+}
+
 /// The daemon with `sink` (a `[[sink]]` body) instead of the test's null sink: a random
 /// workload, a kill -9 in the middle, a restart, then a column added at the source.
 async fn crash_workload_reaches_equality(pg: &ThrowawayPostgres, sink: &str, target: Target<'_>) {
-    let text = harness::config_toml(pg, &["public.items"], "")
-        .replace("name = \"null\"\ntype = \"memory\"\nretain = false", sink);
-    let config = support::write_config(&text);
+    let config = daemon_config(pg, sink);
     let args = ["run", "--config", config.path().to_str().unwrap()];
     let rows = &target;
     let mut daemon = kill_mid_workload(pg, &args, 0x5eed_1234_abcd, 400, || async move {
@@ -537,6 +542,8 @@ mod postgres {
 mod clickhouse {
     use super::*;
     use crate::support::clickhouse::{ThrowawayClickHouse, CLICKHOUSE_PASSWORD, CLICKHOUSE_USER};
+    use crate::support::workload::{wait_started, Writer};
+    use crate::support::SluiceProcess;
     use sluice_sink_clickhouse::{ClickHouseSink, RawClickHouseSinkConfig};
 
     fn sink(server: &ThrowawayClickHouse, extra: &str) -> ClickHouseSink {
@@ -573,16 +580,54 @@ mod clickhouse {
         // (ids below 10: the string order is the numeric order)
     }
 
+    /// The `[[sink]]` body writing to `server`'s `mirror` database.
+    fn sink_to_server(server: &ThrowawayClickHouse) -> String {
+        format!(
+            "name = \"warehouse\"\ntype = \"clickhouse\"\nurl = \"{}\"\ndatabase = \"mirror\"\n\
+             user = \"{CLICKHOUSE_USER}\"\npassword = \"{CLICKHOUSE_PASSWORD}\"",
+            server.url()
+        )
+    }
+
     #[tokio::test]
     async fn the_clickhouse_target_equals_the_source_after_a_crash_and_gains_added_columns() {
         let pg = support::start_postgres_with(SOURCE_TABLE).await;
         let server = ThrowawayClickHouse::start().await;
-        let sink = format!(
-            "name = \"warehouse\"\ntype = \"clickhouse\"\nurl = \"{}\"\ndatabase = \"mirror\"\n\
-             user = \"{CLICKHOUSE_USER}\"\npassword = \"{CLICKHOUSE_PASSWORD}\"",
-            server.url()
-        );
+        let sink = sink_to_server(&server);
         crash_workload_reaches_equality(&pg, &sink, Target::ClickHouse(&server)).await;
+    }
+
+    #[tokio::test]
+    async fn the_clickhouse_target_equals_the_source_after_its_server_is_killed_mid_workload() {
+        let pg = support::start_postgres_with(SOURCE_TABLE).await;
+        let mut server = ThrowawayClickHouse::start().await;
+        let config = daemon_config(&pg, &sink_to_server(&server));
+        let mut daemon =
+            SluiceProcess::spawn(&["run", "--config", config.path().to_str().unwrap()], &[]);
+        harness::wait_streaming(&pg).await;
+        let writer = Writer::start(&pg, 0x5eed_c11c, 400).await;
+        wait_started(&daemon, || async {
+            Target::ClickHouse(&server).rows(false).await.len() >= 50
+        })
+        .await;
+
+        // Killed (-9) under load, held down until the daemon fails to write to it.
+        let warned = daemon.warnings_about_sink("warehouse");
+        server.stop();
+        support::wait_until(
+            "the daemon fails to write to the killed server",
+            WAIT,
+            || async { daemon.warnings_about_sink("warehouse") > warned },
+        )
+        .await;
+        server.start_again().await;
+        writer.finish().await;
+
+        let client = pg.client(DEFAULT_DATABASE).await.unwrap();
+        wait_equal(&client, &Target::ClickHouse(&server), false).await;
+        daemon.terminate();
+        let status = daemon.wait_exit(Duration::from_secs(60)).await;
+        assert!(status.success(), "{}", daemon.stderr());
     }
 
     #[tokio::test]

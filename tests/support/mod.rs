@@ -354,6 +354,17 @@ impl SluiceProcess {
         std::fs::read_to_string(self.stdout_path()).unwrap_or_default()
     }
 
+    /// How many warnings the process logged about the sink named `sink`: a failed write it
+    /// retries, or documents the search sink sends again after a timeout.
+    pub fn warnings_about_sink(&self, sink: &str) -> usize {
+        let field = format!("sink={sink} ");
+        self.stderr()
+            .lines()
+            .map(without_colours)
+            .filter(|l| l.contains(" WARN ") && l.contains(&field))
+            .count()
+    }
+
     /// Everything written to stderr so far.
     pub fn stderr(&self) -> String {
         std::fs::read_to_string(self.stderr_path()).unwrap_or_default()
@@ -382,4 +393,18 @@ pub fn peak_rss_kib(pid: u32) -> Option<u64> {
         .lines()
         .find_map(|line| line.strip_prefix("VmHWM:"))
         .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// `line` without its terminal colour codes (`ESC [ ... m`).
+fn without_colours(line: &str) -> String {
+    let mut plain = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            chars.by_ref().find(|&c| c == 'm');
+        } else {
+            plain.push(c);
+        }
+    }
+    plain
 }

@@ -1,7 +1,7 @@
 //! The random workload of the end-to-end sink tests: transactions of inserts, updates and
 //! deletes on an `items`-shaped table, reproducible from a seed, on request with truncates,
 //! large transactions and values stored out of line (TOAST), some of them left unchanged by
-//! updates; and the daemon killed in the middle of it.
+//! updates; and the daemon, or a sink's server, brought down in the middle of it.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -157,6 +157,62 @@ impl Workload {
     }
 }
 
+/// A session writing the workload (from a seed) in the background, until it wrote at least
+/// its minimum of transactions and was told to finish.
+pub struct Writer {
+    writing: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<usize>,
+    transactions: usize,
+}
+
+impl Writer {
+    pub async fn start(pg: &ThrowawayPostgres, seed: u64, transactions: usize) -> Writer {
+        let client = pg.client(DEFAULT_DATABASE).await.unwrap();
+        let writing = Arc::new(AtomicBool::new(true));
+        let task = {
+            let writing = writing.clone();
+            tokio::spawn(async move {
+                let mut workload = Workload::new(seed);
+                let mut count = 0;
+                while count < transactions || writing.load(Ordering::Relaxed) {
+                    client.batch_execute(&workload.transaction()).await.unwrap();
+                    count += 1;
+                }
+                count
+            })
+        };
+        Writer {
+            writing,
+            task,
+            transactions,
+        }
+    }
+
+    /// Stop once the minimum is written; fails unless it was.
+    pub async fn finish(self) {
+        self.writing.store(false, Ordering::Relaxed);
+        let written = self.task.await.unwrap();
+        assert!(written >= self.transactions, "{written} transactions");
+    }
+}
+
+/// Wait until `started` holds, or fail with `daemon`'s log.
+pub async fn wait_started<F, Fut>(daemon: &SluiceProcess, mut started: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + WAIT;
+    while !started().await {
+        assert!(
+            Instant::now() < deadline,
+            "nothing reached the target before the fault:\n{}",
+            daemon.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Run `sluice ARGS` while the workload (from `seed`) writes at least `transactions`
 /// transactions; once `started` holds, kill -9 the daemon, wait until its slot is released and
 /// start it again, so that it dies mid-stream. Returns the restarted daemon once the writer is
@@ -166,7 +222,7 @@ pub async fn kill_mid_workload<F, Fut>(
     args: &[&str],
     seed: u64,
     transactions: usize,
-    mut started: F,
+    started: F,
 ) -> SluiceProcess
 where
     F: FnMut() -> Fut,
@@ -176,29 +232,8 @@ where
     harness::wait_streaming(pg).await;
 
     // The writer keeps going through the kill and the restart.
-    let writing = Arc::new(AtomicBool::new(true));
-    let writer = {
-        let client = pg.client(DEFAULT_DATABASE).await.unwrap();
-        let writing = writing.clone();
-        tokio::spawn(async move {
-            let mut workload = Workload::new(seed);
-            let mut count = 0;
-            while count < transactions || writing.load(Ordering::Relaxed) {
-                client.batch_execute(&workload.transaction()).await.unwrap();
-                count += 1;
-            }
-            count
-        })
-    };
-    let deadline = Instant::now() + WAIT;
-    while !started().await {
-        assert!(
-            Instant::now() < deadline,
-            "nothing reached the target before the kill:\n{}",
-            daemon.stderr()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let writer = Writer::start(pg, seed, transactions).await;
+    wait_started(&daemon, started).await;
     daemon.kill();
     drop(daemon);
     let client = pg.client(DEFAULT_DATABASE).await.unwrap();
@@ -206,8 +241,6 @@ where
 
     let daemon = SluiceProcess::spawn(args, &[]);
     harness::wait_streaming(pg).await;
-    writing.store(false, Ordering::Relaxed);
-    let written = writer.await.unwrap();
-    assert!(written >= transactions, "{written} transactions");
+    writer.finish().await;
     daemon
 }
