@@ -178,13 +178,10 @@ impl Rig {
 
     /// Add `setting` to the search sink's part of the config. Call before the daemon starts.
     fn with_search_setting(mut self, setting: &str) -> Rig {
+        const AT: &str = "index_settings = {";
         let text = std::fs::read_to_string(self.config.path()).unwrap();
-        let (at, count) = (
-            "index_settings = {",
-            text.matches("index_settings = {").count(),
-        );
-        assert_eq!(count, 1, "one search sink in the config");
-        self.config = support::write_config(&text.replace(at, &format!("{setting}\n{at}")));
+        assert_eq!(text.matches(AT).count(), 1, "one search sink in the config");
+        self.config = support::write_config(&text.replace(AT, &format!("{setting}\n{AT}")));
         self
     }
 
@@ -631,8 +628,9 @@ impl ServerFault {
 }
 
 /// The sinks' own servers go down under load, each until the daemon warned about its sink and
-/// the workload moved on: the warehouse stopped and crashed, the search server frozen mid-request (with a
-/// 5 s request timeout, so the sink gives up on requests the server answers after it thaws).
+/// the workload moved on: the warehouse stopped and crashed, the search server frozen
+/// mid-request (with a 5 s request timeout, so the sink gives up on requests the server answers
+/// after it thaws).
 #[tokio::test]
 async fn every_sink_replays_to_the_source_after_the_sink_servers_stop_crash_and_freeze() {
     let mut rig = Rig::start()

@@ -2,8 +2,8 @@
 //! and evolved (ADD COLUMN) from the source's shape; each batch is one target transaction of
 //! multi-row upserts and deletes guarded by the change's LSN (`_lsn`), acknowledged only after
 //! a durable COMMIT (`synchronous_commit = local` for the sink's own transactions on a target
-//! set to `off`); deletes are hard (with tombstones) or soft (`_deleted`); rows the target refuses go
-//! to a dead-letter file.
+//! set to `off`); deletes are hard (with tombstones) or soft (`_deleted`); rows the target
+//! refuses go to a dead-letter file.
 
 mod client;
 mod config;
