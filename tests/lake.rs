@@ -16,8 +16,9 @@ use sluice_api::{
 use sluice_sink_lake::{LakeSink, RawLakeSinkConfig};
 
 use crate::harness;
+use crate::support::proxy::{Fault, FaultProxy};
 use crate::support::s3::{self, ThrowawayS3};
-use crate::support::workload::{kill_mid_workload, SOURCE_TABLE};
+use crate::support::workload::{kill_mid_workload, wait_started, Writer, SOURCE_TABLE};
 use crate::support::{self, SluiceProcess, ThrowawayPostgres, DEFAULT_DATABASE};
 
 const WAIT: Duration = Duration::from_secs(180);
@@ -218,20 +219,24 @@ async fn a_killed_daemon_restarts_and_the_local_lake_equals_the_source_without_d
     stop(daemon).await;
 }
 
+/// The `[[sink]]` body of a lake in the bucket `lake` of the S3 server at `endpoint`.
+fn s3_lake_sink(endpoint: &str) -> String {
+    format!(
+        "name = \"lake\"\ntype = \"lake\"\nlocation = \"s3://lake/cdc\"\n\
+         s3 = {{ endpoint = \"{endpoint}\", region = \"{}\", access_key_id = \"{}\", \
+         secret_access_key = \"{}\", path_style = true }}",
+        s3::REGION,
+        s3::ACCESS_KEY_ID,
+        s3::SECRET_ACCESS_KEY
+    )
+}
+
 #[tokio::test]
 async fn a_killed_daemon_restarts_and_the_lake_on_s3_equals_the_source_without_duplicates() {
     let server = ThrowawayS3::start().await;
     server.create_bucket("lake").await;
     let pg = support::start_postgres_with(SOURCE_TABLE).await;
-    let sink = format!(
-        "name = \"lake\"\ntype = \"lake\"\nlocation = \"s3://lake/cdc\"\n\
-         s3 = {{ endpoint = \"{}\", region = \"{}\", access_key_id = \"{}\", \
-         secret_access_key = \"{}\", path_style = true }}",
-        server.endpoint(),
-        s3::REGION,
-        s3::ACCESS_KEY_ID,
-        s3::SECRET_ACCESS_KEY
-    );
+    let sink = s3_lake_sink(&server.endpoint());
     let uris = ["s3://lake/cdc/public.items".to_owned()];
     let env = server.reader_env();
     let daemon = crash_workload_reaches_equality(&pg, &sink, &uris, &env, || {
@@ -243,6 +248,59 @@ async fn a_killed_daemon_restarts_and_the_lake_on_s3_equals_the_source_without_d
         }
     })
     .await;
+    stop(daemon).await;
+    assert!(!server.log().contains("Traceback"), "{}", server.log());
+}
+
+#[tokio::test]
+async fn the_lake_on_s3_equals_the_source_without_duplicates_after_its_connections_are_cut_and_stalled(
+) {
+    let server = ThrowawayS3::start().await;
+    server.create_bucket("lake").await;
+    let proxy = FaultProxy::start(server.port()).await;
+    let pg = support::start_postgres_with(SOURCE_TABLE).await;
+    let sink = s3_lake_sink(&format!("http://127.0.0.1:{}", proxy.port()));
+    let text = harness::config_toml(&pg, &["public.items"], "")
+        .replace("name = \"null\"\ntype = \"memory\"\nretain = false", &sink);
+    let config = support::write_config(&text);
+    let daemon = SluiceProcess::spawn(&["run", "--config", config.path().to_str().unwrap()], &[]);
+    harness::wait_streaming(&pg).await;
+    let writer = Writer::start(&pg, 0x1a4e_c075, 300).await;
+    // The readers go to the server directly, past the proxy.
+    let uris = ["s3://lake/cdc/public.items".to_owned()];
+    let env = server.reader_env();
+    wait_started(&daemon, || async {
+        read_lake(&uris, &env)
+            .await
+            .is_some_and(|s| s.changelog_rows >= 50)
+    })
+    .await;
+
+    for fault in [Fault::Cut, Fault::Stall, Fault::Cut, Fault::Stall] {
+        let blocked = proxy.blocked_traffic();
+        proxy.set(fault);
+        // Held until the sink's traffic met the fault and the source moved on.
+        support::wait_until(
+            &format!("the sink's traffic meets the {fault:?}"),
+            WAIT,
+            || async { proxy.blocked_traffic() > blocked },
+        )
+        .await;
+        let held_from = writer.committed();
+        support::wait_until("the workload moves on during the fault", WAIT, || async {
+            writer.committed() >= held_from + 30
+        })
+        .await;
+        proxy.set(Fault::Pass);
+    }
+    writer.finish().await;
+
+    let client = pg.client(DEFAULT_DATABASE).await.unwrap();
+    let state = wait_lake_equals_source(&client, &uris, &env).await;
+    assert_eq!(
+        state.duplicate_positions, 0,
+        "changes sent again after a fault were written twice"
+    );
     stop(daemon).await;
     assert!(!server.log().contains("Traceback"), "{}", server.log());
 }

@@ -29,6 +29,8 @@ pub struct FaultProxy {
     mode: Arc<watch::Sender<Fault>>,
     /// Open connections a cut closed so far.
     cut: Arc<AtomicUsize>,
+    /// Traffic a fault held back or refused so far (see [`FaultProxy::blocked_traffic`]).
+    blocked: Arc<AtomicUsize>,
     task: JoinHandle<()>,
 }
 
@@ -40,13 +42,26 @@ impl FaultProxy {
         let (mode, _) = watch::channel(Fault::Pass);
         let mode = Arc::new(mode);
         let cut = Arc::new(AtomicUsize::new(0));
-        let task = tokio::spawn(accept_loop(listener, upstream, mode.clone(), cut.clone()));
+        let blocked = Arc::new(AtomicUsize::new(0));
+        let counters = Counters {
+            cut: cut.clone(),
+            blocked: blocked.clone(),
+        };
+        let task = tokio::spawn(accept_loop(listener, upstream, mode.clone(), counters));
         FaultProxy {
             port,
             mode,
             cut,
+            blocked,
             task,
         }
+    }
+
+    /// How often a fault met a client's traffic so far: a connection opened during a cut or a
+    /// stall, or bytes sent on an open connection during a stall (counted once per stall and
+    /// direction). A fault that met none hit nothing.
+    pub fn blocked_traffic(&self) -> usize {
+        self.blocked.load(Ordering::Relaxed)
     }
 
     /// How many open connections a cut has closed so far: a cut that closed none hit nothing.
@@ -71,15 +86,22 @@ impl Drop for FaultProxy {
     }
 }
 
+/// What the proxy counts, shared with every connection.
+#[derive(Clone)]
+struct Counters {
+    cut: Arc<AtomicUsize>,
+    blocked: Arc<AtomicUsize>,
+}
+
 async fn accept_loop(
     listener: TcpListener,
     upstream: u16,
     mode: Arc<watch::Sender<Fault>>,
-    cut: Arc<AtomicUsize>,
+    counters: Counters,
 ) {
     while let Ok((client, _)) = listener.accept().await {
         let watch = mode.subscribe();
-        tokio::spawn(connection(client, upstream, watch, cut.clone()));
+        tokio::spawn(connection(client, upstream, watch, counters.clone()));
     }
 }
 
@@ -89,8 +111,11 @@ async fn connection(
     mut client: TcpStream,
     upstream: u16,
     mut mode: watch::Receiver<Fault>,
-    cut: Arc<AtomicUsize>,
+    counters: Counters,
 ) {
+    if *mode.borrow() != Fault::Pass {
+        counters.blocked.fetch_add(1, Ordering::Relaxed);
+    }
     if !wait_for_pass(&mut mode).await {
         let _ = client.shutdown().await;
         return;
@@ -101,11 +126,11 @@ async fn connection(
     let (client_read, client_write) = client.into_split();
     let (server_read, server_write) = server.into_split();
     tokio::select! {
-        _ = pump(client_read, server_write, mode.clone()) => {}
-        _ = pump(server_read, client_write, mode.clone()) => {}
+        _ = pump(client_read, server_write, mode.clone(), &counters.blocked) => {}
+        _ = pump(server_read, client_write, mode.clone(), &counters.blocked) => {}
     }
     if *mode.borrow() == Fault::Cut {
-        cut.fetch_add(1, Ordering::Relaxed);
+        counters.cut.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -123,12 +148,47 @@ async fn wait_for_pass(mode: &mut watch::Receiver<Fault>) -> bool {
     }
 }
 
+/// [`wait_for_pass`] for an open connection, counting in `blocked` when bytes arrive to be
+/// read during a stall (once per stall).
+async fn wait_for_pass_noting(
+    from: &OwnedReadHalf,
+    mode: &mut watch::Receiver<Fault>,
+    blocked: &AtomicUsize,
+) -> bool {
+    let mut noted = false;
+    loop {
+        match *mode.borrow_and_update() {
+            Fault::Pass => return true,
+            Fault::Cut => return false,
+            Fault::Stall => {}
+        }
+        tokio::select! {
+            changed = mode.changed() => {
+                if changed.is_err() {
+                    return false;
+                }
+            }
+            ready = from.readable(), if !noted => {
+                noted = true;
+                if ready.is_ok() {
+                    blocked.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+}
+
 /// Copy one direction without losing a byte: a chunk read while traffic passes is held through
 /// a stall and written once traffic passes again; a cut ends the copy.
-async fn pump(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, mut mode: watch::Receiver<Fault>) {
+async fn pump(
+    mut from: OwnedReadHalf,
+    mut to: OwnedWriteHalf,
+    mut mode: watch::Receiver<Fault>,
+    blocked: &AtomicUsize,
+) {
     let mut buffer = vec![0u8; 64 * 1024];
     loop {
-        if !wait_for_pass(&mut mode).await {
+        if !wait_for_pass_noting(&from, &mut mode, blocked).await {
             return;
         }
         let read = tokio::select! {

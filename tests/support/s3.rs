@@ -53,6 +53,11 @@ impl ThrowawayS3 {
         server
     }
 
+    /// The port the server listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
     /// `http://127.0.0.1:PORT`, for the sink's `s3.endpoint`.
     pub fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)

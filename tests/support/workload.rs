@@ -4,7 +4,7 @@
 //! updates; and the daemon, or a sink's server, brought down in the middle of it.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -161,6 +161,7 @@ impl Workload {
 /// its minimum of transactions and was told to finish.
 pub struct Writer {
     writing: Arc<AtomicBool>,
+    committed: Arc<AtomicUsize>,
     task: tokio::task::JoinHandle<usize>,
     transactions: usize,
 }
@@ -169,23 +170,31 @@ impl Writer {
     pub async fn start(pg: &ThrowawayPostgres, seed: u64, transactions: usize) -> Writer {
         let client = pg.client(DEFAULT_DATABASE).await.unwrap();
         let writing = Arc::new(AtomicBool::new(true));
+        let committed = Arc::new(AtomicUsize::new(0));
         let task = {
-            let writing = writing.clone();
+            let (writing, committed) = (writing.clone(), committed.clone());
             tokio::spawn(async move {
                 let mut workload = Workload::new(seed);
                 let mut count = 0;
                 while count < transactions || writing.load(Ordering::Relaxed) {
                     client.batch_execute(&workload.transaction()).await.unwrap();
                     count += 1;
+                    committed.store(count, Ordering::Relaxed);
                 }
                 count
             })
         };
         Writer {
             writing,
+            committed,
             task,
             transactions,
         }
+    }
+
+    /// Transactions committed so far.
+    pub fn committed(&self) -> usize {
+        self.committed.load(Ordering::Relaxed)
     }
 
     /// Stop once the minimum is written; fails unless it was.
