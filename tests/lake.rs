@@ -18,7 +18,9 @@ use sluice_sink_lake::{LakeSink, RawLakeSinkConfig};
 use crate::harness;
 use crate::support::proxy::{Fault, FaultProxy};
 use crate::support::s3::{self, ThrowawayS3};
-use crate::support::workload::{kill_mid_workload, wait_started, Writer, SOURCE_TABLE};
+use crate::support::workload::{
+    hold_while_the_workload_moves_on, kill_mid_workload, wait_started, Writer, SOURCE_TABLE,
+};
 use crate::support::{self, SluiceProcess, ThrowawayPostgres, DEFAULT_DATABASE};
 
 const WAIT: Duration = Duration::from_secs(180);
@@ -286,11 +288,7 @@ async fn the_lake_on_s3_equals_the_source_without_duplicates_after_its_connectio
             || async { proxy.blocked_traffic() > blocked },
         )
         .await;
-        let held_from = writer.committed();
-        support::wait_until("the workload moves on during the fault", WAIT, || async {
-            writer.committed() >= held_from + 30
-        })
-        .await;
+        hold_while_the_workload_moves_on(|| writer.committed()).await;
         proxy.set(Fault::Pass);
     }
     writer.finish().await;

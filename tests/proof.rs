@@ -34,7 +34,7 @@ use crate::registry::Registry;
 use crate::support::kafka::{self, Delivery, Outage, Replay, ThrowawayKafka};
 use crate::support::proxy::{Fault, FaultProxy};
 use crate::support::search::ThrowawaySearch;
-use crate::support::workload::{Workload, SOURCE_TABLE};
+use crate::support::workload::{hold_while_the_workload_moves_on, Workload, SOURCE_TABLE};
 use crate::support::{self, ConfigFile, SluiceProcess, ThrowawayPostgres};
 use crate::support::{DEFAULT_DATABASE, SUPERUSER};
 
@@ -278,8 +278,9 @@ impl Writers {
         }
     }
 
-    fn committed(&self) -> u64 {
-        self.committed.load(Ordering::Relaxed)
+    /// Transactions committed so far.
+    fn committed(&self) -> usize {
+        usize::try_from(self.committed.load(Ordering::Relaxed)).expect("a count fits in usize")
     }
 
     /// Stop writing once each writer made its minimum; returns the transactions committed.
@@ -577,11 +578,7 @@ async fn every_sink_replays_to_the_source_through_cut_and_stalled_connections() 
             .await;
         }
         // Hold the fault while the source moves on: the sinks fall behind the workload.
-        let held_from = writers.committed();
-        support::wait_until("the workload moves on during the fault", WAIT, || async {
-            writers.committed() >= held_from + 30
-        })
-        .await;
+        hold_while_the_workload_moves_on(|| writers.committed()).await;
         proxy.set(Fault::Pass);
         faults += 1;
     }
@@ -665,11 +662,7 @@ async fn every_sink_replays_to_the_source_after_the_sink_servers_stop_crash_and_
             || async { daemon.warnings_about_sink(sink) > warned_before },
         )
         .await;
-        let held_from = writers.committed();
-        support::wait_until("the workload moves on during the fault", WAIT, || async {
-            writers.committed() >= held_from + 30
-        })
-        .await;
+        hold_while_the_workload_moves_on(|| writers.committed()).await;
         match fault {
             ServerFault::SearchFreeze => rig.search.thaw(),
             _ => rig

@@ -205,6 +205,21 @@ impl Writer {
     }
 }
 
+/// Transactions the workload commits while a test holds a fault: enough that the sinks fall
+/// behind the source, so the fault meets changes still on their way.
+const TRANSACTIONS_DURING_A_FAULT: usize = 30;
+
+/// Hold a fault until the workload whose count of committed transactions `committed` reads
+/// moved on by [`TRANSACTIONS_DURING_A_FAULT`].
+pub async fn hold_while_the_workload_moves_on(committed: impl Fn() -> usize) {
+    let held_from = committed();
+    support::wait_until("the workload moves on during the fault", WAIT, || {
+        let moved = committed() >= held_from + TRANSACTIONS_DURING_A_FAULT;
+        async move { moved }
+    })
+    .await;
+}
+
 /// Wait until `started` holds, or fail with `daemon`'s log.
 pub async fn wait_started<F, Fut>(daemon: &SluiceProcess, mut started: F)
 where
