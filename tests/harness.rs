@@ -8,10 +8,19 @@ use sluice::runtime::{NamedSink, RunningPipeline};
 use sluice_api::{ChangeEvent, Lsn, Op, Value};
 use sluice_sink_memory::{MemorySink, MemorySinkConfig, MemorySinkHandle};
 
-use crate::support::{ThrowawayPostgres, DEFAULT_DATABASE, SUPERUSER};
+use crate::support::{self, ConfigFile, ThrowawayPostgres, DEFAULT_DATABASE, SUPERUSER};
 
 /// The slot every test pipeline uses.
 pub const SLOT: &str = "sluice_test";
+
+/// The sink [`config_toml`] ends with, which tests replace with the sinks they run.
+pub const NULL_SINK: &str = "name = \"null\"\ntype = \"memory\"\nretain = false";
+
+/// [`config_toml`] for `public.items` with `sink` (the body of one `[[sink]]`) in place of its
+/// null sink, written to a file.
+pub fn items_config_with_sink(pg: &ThrowawayPostgres, sink: &str) -> ConfigFile {
+    support::write_config(&config_toml(pg, &["public.items"], "").replace(NULL_SINK, sink))
+}
 
 /// A test pipeline's TOML: `tables` captured, extra `[source]` lines, short batch waits and
 /// status intervals so confirmations show quickly.
@@ -36,9 +45,7 @@ reconnect_backoff_max_ms = 1000
 {extra_source}
 
 [[sink]]
-name = "null"
-type = "memory"
-retain = false
+{NULL_SINK}
 "#,
         url = pg.url(SUPERUSER, DEFAULT_DATABASE),
         tables = tables.join(", "),
@@ -49,7 +56,7 @@ retain = false
 /// sink, as a daemon run by a test writes what it delivers.
 pub fn with_file_sink(toml: &str, events: &std::path::Path) -> String {
     toml.replace(
-        "name = \"null\"\ntype = \"memory\"\nretain = false",
+        NULL_SINK,
         &format!(
             "name = \"audit\"\ntype = \"file\"\npath = {:?}\nfsync = false",
             events.display().to_string()

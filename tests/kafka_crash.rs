@@ -41,7 +41,7 @@ fn daemon_config(
             &format!("max_batch_wait_ms = 10\nmax_batch_events = {BATCH_EVENTS}"),
         )
         .replace(
-            "name = \"null\"\ntype = \"memory\"\nretain = false",
+            harness::NULL_SINK,
             &format!(
                 "name = \"kafka\"\ntype = \"kafka\"\nbrokers = \"{}\"\npartitions = 3\n\
                  linger_ms = 1\n{extra_sink}",

@@ -166,9 +166,7 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    let text = harness::config_toml(pg, &["public.items"], "")
-        .replace("name = \"null\"\ntype = \"memory\"\nretain = false", sink);
-    let config = support::write_config(&text);
+    let config = harness::items_config_with_sink(pg, sink);
     let args = ["run", "--config", config.path().to_str().unwrap()];
     let daemon = kill_mid_workload(pg, &args, 0x1a4e_5eed_0bad_cafe, 300, started).await;
     let client = pg.client(DEFAULT_DATABASE).await.unwrap();
@@ -262,9 +260,7 @@ async fn the_lake_on_s3_equals_the_source_without_duplicates_after_its_connectio
     let proxy = FaultProxy::start(server.port()).await;
     let pg = support::start_postgres_with(SOURCE_TABLE).await;
     let sink = s3_lake_sink(&format!("http://127.0.0.1:{}", proxy.port()));
-    let text = harness::config_toml(&pg, &["public.items"], "")
-        .replace("name = \"null\"\ntype = \"memory\"\nretain = false", &sink);
-    let config = support::write_config(&text);
+    let config = harness::items_config_with_sink(&pg, &sink);
     let daemon = SluiceProcess::spawn(&["run", "--config", config.path().to_str().unwrap()], &[]);
     harness::wait_streaming(&pg).await;
     let writer = Writer::start(&pg, 0x1a4e_c075, 300).await;

@@ -118,7 +118,7 @@ async fn a_huge_transaction_behind_a_stalled_sink_holds_wal_on_the_server_not_in
                  max_in_flight_batches = {MAX_IN_FLIGHT_BATCHES}"
             ),
         )
-        .replace("name = \"null\"\ntype = \"memory\"\nretain = false", &sink);
+        .replace(harness::NULL_SINK, &sink);
     let config = support::write_config(&text);
     let mut daemon = SluiceProcess::spawn(
         &["run", "--config", config.path().to_str().unwrap()],

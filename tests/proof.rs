@@ -136,7 +136,7 @@ impl Rig {
             target = target_proxy.port(),
         );
         let text = harness::config_toml(&pg, &["public.items", "public.ledger"], "")
-            .replace("name = \"null\"\ntype = \"memory\"\nretain = false", &sinks);
+            .replace(harness::NULL_SINK, &sinks);
         let config = support::write_config(&format!(
             "{text}\n[registry]\nlisten = \"127.0.0.1:{registry_port}\"\nstorage = {:?}\n",
             dir.path().join("registry.json").display().to_string()

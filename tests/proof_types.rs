@@ -416,8 +416,7 @@ async fn every_column_type_reaches_every_sink_as_the_source_holds_it_through_kil
     // the records already in Kafka carry.
     let config = support::write_config(&format!(
         "{}\n[registry]\nlisten = \"127.0.0.1:{registry_port}\"\nstorage = {:?}\n",
-        harness::config_toml(&pg, &["public.typed"], "")
-            .replace("name = \"null\"\ntype = \"memory\"\nretain = false", &sinks),
+        harness::config_toml(&pg, &["public.typed"], "").replace(harness::NULL_SINK, &sinks),
         dir.path().join("registry.json").display().to_string()
     ));
     let mut daemon = spawn(&config);

@@ -27,7 +27,7 @@ fn search_config(
     extra: &str,
 ) -> String {
     harness::config_toml(pg, tables, "").replace(
-        "name = \"null\"\ntype = \"memory\"\nretain = false",
+        harness::NULL_SINK,
         &format!(
             "name = \"search\"\ntype = \"search\"\nurl = {:?}\n{extra}",
             search.url()

@@ -390,7 +390,7 @@ async fn a_daemon_killed_mid_snapshot_resumes_at_the_next_chunk() {
     let events = dir.path().join("events.jsonl");
     let state = dir.path().join("state");
     let toml = snapshot_toml(&pg, &["public.items"], "initial", &state, 100, 1).replace(
-        "name = \"null\"\ntype = \"memory\"\nretain = false",
+        harness::NULL_SINK,
         &format!(
             "name = \"audit\"\ntype = \"file\"\npath = {:?}\nfsync = true",
             events.display().to_string()

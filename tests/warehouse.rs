@@ -129,17 +129,10 @@ async fn wait_equal(source: &tokio_postgres::Client, target: &Target<'_>, with_c
     }
 }
 
-/// The daemon's config with `sink` (a `[[sink]]` body) instead of the test's null sink.
-fn daemon_config(pg: &ThrowawayPostgres, sink: &str) -> support::ConfigFile {
-    let text = harness::config_toml(pg, &["public.items"], "")
-        .replace("name = \"null\"\ntype = \"memory\"\nretain = false", sink);
-    support::write_config(&text)
-}
-
 /// The daemon with `sink` (a `[[sink]]` body) instead of the test's null sink: a random
 /// workload, a kill -9 in the middle, a restart, then a column added at the source.
 async fn crash_workload_reaches_equality(pg: &ThrowawayPostgres, sink: &str, target: Target<'_>) {
-    let config = daemon_config(pg, sink);
+    let config = harness::items_config_with_sink(pg, sink);
     let args = ["run", "--config", config.path().to_str().unwrap()];
     let rows = &target;
     let mut daemon = kill_mid_workload(pg, &args, 0x5eed_1234_abcd, 400, || async move {
@@ -601,7 +594,7 @@ mod clickhouse {
     async fn the_clickhouse_target_equals_the_source_after_its_server_is_killed_mid_workload() {
         let pg = support::start_postgres_with(SOURCE_TABLE).await;
         let mut server = ThrowawayClickHouse::start().await;
-        let config = daemon_config(&pg, &sink_to_server(&server));
+        let config = harness::items_config_with_sink(&pg, &sink_to_server(&server));
         let mut daemon =
             SluiceProcess::spawn(&["run", "--config", config.path().to_str().unwrap()], &[]);
         harness::wait_streaming(&pg).await;
