@@ -40,11 +40,8 @@ fn output_without_panic(daemon: &SluiceProcess) -> String {
 
 /// Stop the daemon gracefully and check it exits 0.
 async fn terminate(mut daemon: SluiceProcess) -> String {
-    daemon.terminate();
-    let status = daemon.wait_exit(Duration::from_secs(60)).await;
-    let output = output_without_panic(&daemon);
-    assert!(status.success(), "{output}");
-    output
+    daemon.stop_cleanly(Duration::from_secs(60)).await;
+    output_without_panic(&daemon)
 }
 
 /// Start a daemon writing to the file sink `events` (`extra` source lines), insert ids 1 to

@@ -105,9 +105,7 @@ async fn sigterm_drains_confirms_and_exits_zero() {
         line_count(&events) >= 1000
     })
     .await;
-    daemon.terminate();
-    let status = daemon.wait_exit(Duration::from_secs(30)).await;
-    assert!(status.success(), "{}", daemon.stderr());
+    daemon.stop_cleanly(Duration::from_secs(30)).await;
     let confirmed = support::slot_confirmed_flush_lsn(&client, SLOT)
         .await
         .unwrap();
@@ -163,12 +161,7 @@ async fn a_killed_daemon_restarts_and_repeats_only_unacknowledged_changes() {
         ids.len() as i64 == ROWS
     })
     .await;
-    daemon.terminate();
-    assert!(
-        daemon.wait_exit(Duration::from_secs(30)).await.success(),
-        "{}",
-        daemon.stderr()
-    );
+    daemon.stop_cleanly(Duration::from_secs(30)).await;
 
     let mut seen: HashMap<i64, Vec<u64>> = HashMap::new();
     for (id, lsn) in read_events(&events) {
@@ -239,12 +232,7 @@ async fn a_million_row_transaction_streams_through_with_memory_bounded_by_the_bu
     )
     .await;
     let peak_mib = daemon.peak_rss_kib().expect("the daemon is alive") / 1024;
-    daemon.terminate();
-    assert!(
-        daemon.wait_exit(Duration::from_secs(60)).await.success(),
-        "{}",
-        daemon.stderr()
-    );
+    daemon.stop_cleanly(Duration::from_secs(60)).await;
     assert_eq!(
         line_count(&events),
         1_000_000,
@@ -314,12 +302,7 @@ async fn json_logs_are_one_object_per_line_and_never_show_the_password() {
         &[("SLUICE__SOURCE__PASSWORD", password)],
     );
     harness::wait_streaming(&pg).await;
-    daemon.terminate();
-    assert!(
-        daemon.wait_exit(Duration::from_secs(30)).await.success(),
-        "{}",
-        daemon.stderr()
-    );
+    daemon.stop_cleanly(Duration::from_secs(30)).await;
     let logs = daemon.stderr() + &daemon.stdout();
     assert!(!logs.contains(password), "the password reached the logs");
     let lines: Vec<serde_json::Value> = logs

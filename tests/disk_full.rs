@@ -209,11 +209,7 @@ async fn a_full_spill_directory_is_reported_retried_and_recovers_by_itself_once_
         retries_after >= retries,
         "the count of retries stays: {retries_after:?} after {retries:?}"
     );
-    daemon.terminate();
-    let status = daemon.wait_exit(Duration::from_secs(60)).await;
-    let log = daemon.stderr();
-    assert!(status.success(), "{log}");
-    assert!(!log.contains("panicked"), "no panic:\n{log}");
+    daemon.stop_cleanly(Duration::from_secs(60)).await;
     let ids: Vec<i64> = read_events(&events).iter().map(|(id, _)| *id).collect();
     let expected: Vec<i64> = (0..=ROWS + 1).collect();
     assert!(

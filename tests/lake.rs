@@ -181,9 +181,7 @@ where
 
 /// SIGTERM: the daemon drains and exits 0.
 async fn stop(mut daemon: SluiceProcess) {
-    daemon.terminate();
-    let status = daemon.wait_exit(Duration::from_secs(60)).await;
-    assert!(status.success(), "{}", daemon.stderr());
+    daemon.stop_cleanly(Duration::from_secs(60)).await;
 }
 
 #[tokio::test]

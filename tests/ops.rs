@@ -101,9 +101,7 @@ impl Daemon {
     }
 
     async fn stop(mut self) {
-        self.process.terminate();
-        let status = self.process.wait_exit(Duration::from_secs(60)).await;
-        assert!(status.success(), "{}", self.process.stderr());
+        self.process.stop_cleanly(Duration::from_secs(60)).await;
     }
 }
 

@@ -461,10 +461,7 @@ async fn every_column_type_reaches_every_sink_as_the_source_holds_it_through_kil
     let records = kafka
         .read_until_sentinel(&registry, "read_uncommitted", SENTINEL, TOPIC)
         .await;
-    daemon.terminate();
-    let status = daemon.wait_exit(Duration::from_secs(60)).await;
-    logs.push(daemon.stderr());
-    assert!(status.success(), "the daemon stops cleanly");
+    logs.push(daemon.stop_cleanly(Duration::from_secs(60)).await);
     for log in &logs {
         assert!(!log.contains("panicked"), "no run panics:\n{log}");
     }

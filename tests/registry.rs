@@ -256,12 +256,7 @@ async fn responses_use_confluents_content_type_error_bodies_and_verbose_messages
     assert_eq!(refused.status, 415, "{refused:?}");
 
     let mut process = registry.process;
-    process.terminate();
-    let status = process.wait_exit(Duration::from_secs(10)).await;
-    assert!(
-        status.success(),
-        "SIGTERM stops the registry cleanly: {status:?}"
-    );
+    process.stop_cleanly(Duration::from_secs(10)).await;
 }
 
 #[tokio::test]

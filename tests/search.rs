@@ -137,12 +137,7 @@ async fn after_a_crash_and_redelivery_the_index_holds_exactly_the_tables_latest_
 
     let mut daemon = SluiceProcess::spawn(&args, &[]);
     support::wait_slot_confirmed(&client, SLOT, end, "every change is confirmed", WAIT).await;
-    daemon.terminate();
-    assert!(
-        daemon.wait_exit(Duration::from_secs(30)).await.success(),
-        "{}",
-        daemon.stderr()
-    );
+    daemon.stop_cleanly(Duration::from_secs(30)).await;
 
     let rows = client
         .query(

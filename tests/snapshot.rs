@@ -428,12 +428,7 @@ async fn a_daemon_killed_mid_snapshot_resumes_at_the_next_chunk() {
                 .any(|(op, id)| op == "u" && *id == 1)
     })
     .await;
-    daemon.terminate();
-    let restarted_log = daemon.stderr();
-    assert!(
-        daemon.wait_exit(Duration::from_secs(30)).await.success(),
-        "{restarted_log}"
-    );
+    let restarted_log = daemon.stop_cleanly(Duration::from_secs(30)).await;
     let mut reads: HashMap<i64, usize> = HashMap::new();
     for (op, id) in file_events(&events) {
         if op == "r" {

@@ -49,9 +49,7 @@ async fn insert_rows(pg: &ThrowawayPostgres, rows: i32) -> sluice_api::Lsn {
 
 /// Stop the daemon with SIGTERM and check it drains and exits 0.
 async fn stop_cleanly(mut daemon: SluiceProcess) {
-    daemon.terminate();
-    let status = daemon.wait_exit(WAIT).await;
-    assert!(status.success(), "{}", daemon.stderr());
+    daemon.stop_cleanly(WAIT).await;
 }
 
 /// A daemon whose sink cannot verify the server's certificate, given a change to deliver:

@@ -162,9 +162,7 @@ async fn crash_workload_reaches_equality(pg: &ThrowawayPostgres, sink: &str, tar
         .count();
     assert!(filled >= 20, "the added column is filled for new rows");
 
-    daemon.terminate();
-    let status = daemon.wait_exit(Duration::from_secs(60)).await;
-    assert!(status.success(), "{}", daemon.stderr());
+    daemon.stop_cleanly(Duration::from_secs(60)).await;
 }
 
 /// `public.items (id int8 key, qty int4)` as the source describes it.
@@ -618,9 +616,7 @@ mod clickhouse {
 
         let client = pg.client(DEFAULT_DATABASE).await.unwrap();
         wait_equal(&client, &Target::ClickHouse(&server), false).await;
-        daemon.terminate();
-        let status = daemon.wait_exit(Duration::from_secs(60)).await;
-        assert!(status.success(), "{}", daemon.stderr());
+        daemon.stop_cleanly(Duration::from_secs(60)).await;
     }
 
     #[tokio::test]

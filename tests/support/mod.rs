@@ -349,6 +349,17 @@ impl SluiceProcess {
         }
     }
 
+    /// Stop gracefully (SIGTERM) and wait up to `timeout` for the exit; panic unless the
+    /// process exited with success and logged no panic. Returns its stderr.
+    pub async fn stop_cleanly(&mut self, timeout: Duration) -> String {
+        self.terminate();
+        let status = self.wait_exit(timeout).await;
+        let log = self.stderr();
+        assert!(status.success(), "sluice stops cleanly:\n{log}");
+        assert!(!log.contains("panicked"), "sluice does not panic:\n{log}");
+        log
+    }
+
     /// Everything written to stdout so far.
     pub fn stdout(&self) -> String {
         std::fs::read_to_string(self.stdout_path()).unwrap_or_default()
