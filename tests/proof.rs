@@ -21,7 +21,7 @@
 //! freeze and the proxy's cuts.
 
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -42,9 +42,9 @@ const WAIT: Duration = Duration::from_secs(300);
 /// The ledger row written last: the Kafka consumer reads until its record arrives.
 const SENTINEL: i64 = 900_000_000;
 /// Transactions each writer makes at least, faults or not.
-const MIN_TRANSACTIONS: u64 = 300;
+const MIN_TRANSACTIONS: usize = 300;
 /// Transactions each writer makes at most: bounds the data a long fault can pile up.
-const MAX_TRANSACTIONS: u64 = 30_000;
+const MAX_TRANSACTIONS: usize = 30_000;
 /// The writers' pace, one transaction per writer per period (about 1,500 changes/s in all at
 /// the default 10 ms): a steady load like a busy application's, not a bulk load that outruns
 /// the disk. `SLUICE_PROOF_WRITE_PERIOD_MS` sets it.
@@ -239,14 +239,14 @@ impl Rig {
 /// [`MIN_TRANSACTIONS`]. The counter counts committed transactions.
 struct Writers {
     stop: Arc<AtomicBool>,
-    committed: Arc<AtomicU64>,
+    committed: Arc<AtomicUsize>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Writers {
     fn start(url: String) -> Writers {
         let stop = Arc::new(AtomicBool::new(false));
-        let committed = Arc::new(AtomicU64::new(0));
+        let committed = Arc::new(AtomicUsize::new(0));
         let workloads = [
             Workload::new(0x5eed_0001)
                 .on_table("items")
@@ -280,11 +280,11 @@ impl Writers {
 
     /// Transactions committed so far.
     fn committed(&self) -> usize {
-        usize::try_from(self.committed.load(Ordering::Relaxed)).expect("a count fits in usize")
+        self.committed.load(Ordering::Relaxed)
     }
 
     /// Stop writing once each writer made its minimum; returns the transactions committed.
-    async fn finish(self) -> u64 {
+    async fn finish(self) -> usize {
         self.stop.store(true, Ordering::Relaxed);
         let committed = self.committed.clone();
         for task in self.tasks {
@@ -305,7 +305,12 @@ async fn connect(url: &str) -> Client {
     }
 }
 
-async fn write(mut workload: Workload, url: String, stop: Arc<AtomicBool>, count: Arc<AtomicU64>) {
+async fn write(
+    mut workload: Workload,
+    url: String,
+    stop: Arc<AtomicBool>,
+    count: Arc<AtomicUsize>,
+) {
     let mut client = connect(&url).await;
     let mut pace = tokio::time::interval(write_period());
     let mut done = 0;
@@ -401,7 +406,7 @@ fn difference(expected: &[Row], actual: &[Row]) -> String {
 
 /// Finish the workload, write the sentinel, wait until everything is confirmed, then compare
 /// every sink with the source. Returns (transactions, rows checked, duplicates seen in Kafka).
-async fn check_every_sink(rig: &Rig, writers: Writers) -> (u64, usize, usize) {
+async fn check_every_sink(rig: &Rig, writers: Writers) -> (usize, usize, usize) {
     let transactions = writers.finish().await;
     let client = rig.source().await;
     // A truncate late in the workload can leave a table nearly empty: a last transaction gives
@@ -471,7 +476,7 @@ async fn check_keeping_logs(
     writers: Writers,
     earlier: &[String],
     daemon: &SluiceProcess,
-) -> (u64, usize, usize) {
+) -> (usize, usize, usize) {
     let checked = AssertUnwindSafe(check_every_sink(rig, writers))
         .catch_unwind()
         .await;

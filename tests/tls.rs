@@ -23,8 +23,7 @@ const TABLE: &str = "CREATE TABLE items (id int PRIMARY KEY, note text)";
 /// The harness's daemon config for `public.items` with `sink` (TOML lines of one `[[sink]]`)
 /// in place of its null sink, and `rest` (more top-level tables) after it.
 fn daemon_config(pg: &ThrowawayPostgres, sink: &str, rest: &str) -> ConfigFile {
-    let text = harness::config_toml(pg, &["public.items"], "").replace(harness::NULL_SINK, sink);
-    support::write_config(&format!("{text}\n{rest}\n"))
+    harness::items_config_with_sink(pg, &format!("{sink}\n{rest}"))
 }
 
 /// `sluice run` with `config`, its HTTP endpoint on `listen`.
