@@ -8,7 +8,7 @@ use sluice::runtime::{NamedSink, RunningPipeline};
 use sluice_api::{ChangeEvent, Lsn, Op, Value};
 use sluice_sink_memory::{MemorySink, MemorySinkConfig, MemorySinkHandle};
 
-use crate::support::{self, ConfigFile, ThrowawayPostgres, DEFAULT_DATABASE, SUPERUSER};
+use crate::support::{ThrowawayPostgres, DEFAULT_DATABASE, SUPERUSER};
 
 /// The slot every test pipeline uses.
 pub const SLOT: &str = "sluice_test";
@@ -17,9 +17,16 @@ pub const SLOT: &str = "sluice_test";
 pub const NULL_SINK: &str = "name = \"null\"\ntype = \"memory\"\nretain = false";
 
 /// [`config_toml`] for `public.items` with `sink` (the body of one `[[sink]]`) in place of its
-/// null sink, written to a file.
-pub fn items_config_with_sink(pg: &ThrowawayPostgres, sink: &str) -> ConfigFile {
-    support::write_config(&config_toml(pg, &["public.items"], "").replace(NULL_SINK, sink))
+/// null sink, written to a file. (Its users test sinks outside the default build.)
+#[cfg(any(
+    feature = "sink-kafka",
+    feature = "sink-search",
+    feature = "sink-postgres",
+    feature = "sink-clickhouse",
+    feature = "sink-lake"
+))]
+pub fn items_config_with_sink(pg: &ThrowawayPostgres, sink: &str) -> crate::support::ConfigFile {
+    crate::support::write_config(&config_toml(pg, &["public.items"], "").replace(NULL_SINK, sink))
 }
 
 /// A test pipeline's TOML: `tables` captured, extra `[source]` lines, short batch waits and

@@ -9,12 +9,21 @@
 //! `--key` flags are mutually exclusive, yet it needs both), so it listens in plain on one port
 //! and advertises the front's port in its metadata, which makes every client connection after
 //! the bootstrap go through TLS too.
+//!
+//! [`ThrowawayKafka::start_mock`] is no tansu but a mock: librdkafka's own mock cluster, in this
+//! process, listening on loopback. It is there for one fault the installed broker cannot take:
+//! going down under an idempotent producer's load and coming back with every record it
+//! acknowledged (see `kafka_broker`). It keeps its log in memory for as long as it lives, so
+//! its broker can be taken down ([`Outage::Down`]: connections cut, new ones refused) and
+//! brought back without losing anything.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::DefaultProducerContext;
 use serde_json::Value as Json;
 
 use crate::support::proxy::FaultProxy;
@@ -29,10 +38,13 @@ const CONSUMER_CA_VARIABLE: &str = "KAFKA_SSL_CA_LOCATION";
 /// The bucket a persistent broker keeps its log in.
 const STORAGE_BUCKET: &str = "tansu";
 
-/// A running tansu broker.
+/// The id of the mock cluster's one broker.
+const MOCK_BROKER: i32 = 1;
+
+/// A running tansu broker, or librdkafka's mock cluster.
 pub struct ThrowawayKafka {
     child: Option<Child>,
-    /// Where tansu itself listens (plain).
+    /// Where tansu (or the mock cluster's broker) itself listens (plain).
     port: u16,
     /// Set for a TLS broker: the front clients connect to, and the CA that signed its
     /// certificate.
@@ -42,6 +54,8 @@ pub struct ThrowawayKafka {
     log: tempfile::NamedTempFile,
     /// Where a persistent broker keeps its log; `None`: in the broker's memory.
     storage: Option<ThrowawayS3>,
+    /// Set instead of `child` for the mock cluster.
+    mock: Option<MockCluster<'static, DefaultProducerContext>>,
 }
 
 /// Where pip put the tansu binary.
@@ -84,6 +98,7 @@ impl ThrowawayKafka {
             proxy: None,
             log: tempfile::NamedTempFile::new().expect("broker log file"),
             storage,
+            mock: None,
         };
         kafka.spawn().await;
         kafka
@@ -101,6 +116,7 @@ impl ThrowawayKafka {
             proxy: None,
             log: tempfile::NamedTempFile::new().expect("broker log file"),
             storage: None,
+            mock: None,
         };
         kafka.spawn().await;
         kafka
@@ -118,9 +134,32 @@ impl ThrowawayKafka {
             proxy: Some(FaultProxy::start(port).await),
             log: tempfile::NamedTempFile::new().expect("broker log file"),
             storage: None,
+            mock: None,
         };
         kafka.spawn().await;
         kafka
+    }
+
+    /// Start librdkafka's mock cluster with one broker (see the module doc). It has no
+    /// CreateTopics: clients must find their topics made by [`create_topic`](Self::create_topic)
+    /// (the kafka sink: `topic_creation = "require"`).
+    pub fn start_mock() -> ThrowawayKafka {
+        let mock = MockCluster::new(1).expect("start librdkafka's mock cluster");
+        let bootstrap = mock.bootstrap_servers();
+        let port = bootstrap
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("a single mock broker, not {bootstrap:?}"));
+        ThrowawayKafka {
+            child: None,
+            port,
+            tls: None,
+            proxy: None,
+            log: tempfile::NamedTempFile::new().expect("broker log file"),
+            storage: None,
+            mock: Some(mock),
+        }
     }
 
     /// The proxy in front of a broker started with [`start_behind_proxy`](Self::start_behind_proxy).
@@ -189,8 +228,15 @@ impl ThrowawayKafka {
         format!("127.0.0.1:{}", self.port)
     }
 
-    /// Create `topic` with `partitions` partitions through tansu's own admin command.
+    /// Create `topic` with `partitions` partitions through tansu's own admin command (or the
+    /// mock cluster's API).
     pub fn create_topic(&self, topic: &str, partitions: u32) {
+        if let Some(mock) = &self.mock {
+            let partitions = i32::try_from(partitions).expect("a partition count fits in i32");
+            return mock
+                .create_topic(topic, partitions, 1)
+                .unwrap_or_else(|e| panic!("create {topic} on the mock cluster: {e}"));
+        }
         let output = Command::new(tansu_binary())
             .args(["topic", "create", "--broker"])
             .arg(format!("tcp://{}", self.plain_address()))
@@ -330,7 +376,42 @@ impl ThrowawayKafka {
         match outage {
             Outage::Stop => self.stop_and_start().await,
             Outage::Kill => self.restart().await,
+            Outage::Down => {
+                self.take_down().await;
+                self.bring_up();
+            }
         }
+    }
+
+    /// Take the mock cluster's broker down: every connection is cut and new ones are refused
+    /// until [`bring_up`](Self::bring_up). Returns once a connection is refused.
+    pub async fn take_down(&self) {
+        self.mock()
+            .broker_down(MOCK_BROKER)
+            .expect("take the mock broker down");
+        let address = self.plain_address();
+        wait_until(
+            "the mock broker refuses connections",
+            Duration::from_secs(10),
+            || {
+                let address = address.clone();
+                async move { tokio::net::TcpStream::connect(address).await.is_err() }
+            },
+        )
+        .await;
+    }
+
+    /// Let the mock cluster's broker take connections again, with its log as it was.
+    pub fn bring_up(&self) {
+        self.mock()
+            .broker_up(MOCK_BROKER)
+            .expect("bring the mock broker up");
+    }
+
+    fn mock(&self) -> &MockCluster<'static, DefaultProducerContext> {
+        self.mock
+            .as_ref()
+            .expect("only the mock cluster goes down without a process")
     }
 
     /// Kill the broker (SIGKILL) and reap it.
@@ -349,6 +430,8 @@ pub enum Outage {
     Stop,
     /// Killed (-9).
     Kill,
+    /// The mock cluster's broker taken down and brought up again ([`ThrowawayKafka::start_mock`]).
+    Down,
 }
 
 /// How the kafka sink's producer (and the broker checks' plain producer) keeps per-partition

@@ -8,6 +8,7 @@
 #[cfg(feature = "sink-clickhouse")]
 pub mod clickhouse;
 pub mod http;
+#[cfg(feature = "sink-kafka")]
 pub mod kafka;
 pub mod proxy;
 pub mod s3;
