@@ -723,24 +723,12 @@ async fn replay_after_restarts(name: &str, broker: Option<Outage>, delivery: Del
             rig.wait_progress(&format!("progress before broker restart {round}"), &daemon)
                 .await;
             if outage == Outage::Down {
-                // Held down until the daemon's producer met a refused connection and the
-                // workload moved on: its last batches' answers are lost with the connections.
-                let refused = || {
-                    daemon
-                        .stderr()
-                        .lines()
-                        .filter(|l| {
-                            l.contains("kafka client: ") && l.contains("Connection refused")
-                        })
-                        .count()
-                };
-                let refused_before = refused();
+                // Held down (take_down waits until connections are refused) while the workload
+                // moves on: the daemon's producer sends into the outage, and its last batches'
+                // answers are lost with the connections. No wait on the daemon's log: its
+                // client leaves out a report identical to its last one, so a later round may
+                // print nothing new for a minute while the backlog piles up.
                 rig.kafka.take_down().await;
-                support::wait_until("the daemon finds the broker down", WAIT, || {
-                    let found = refused() > refused_before;
-                    async move { found }
-                })
-                .await;
                 hold_while_the_workload_moves_on(|| writers.committed()).await;
                 rig.kafka.bring_up();
             } else {

@@ -1,6 +1,8 @@
 """Read every record of a topic as a third-party consumer would (Confluent's Python client with
 the registry's AvroDeserializer), until a sentinel key's record has arrived, then on for a
-short quiet period so that late duplicates are caught too.
+short quiet period so that late duplicates are caught too. It reads every partition of the
+topic from its start, assigned directly: no consumer group, so a rebalance on a loaded broker
+cannot leave it without partitions.
 
 usage: consume_all.py BOOTSTRAP REGISTRY_URL ISOLATION SENTINEL_ID QUIET_S TIMEOUT_S TOPIC
 (over TLS when KAFKA_SSL_CA_LOCATION names the CA to trust: see kafka_tls.py)
@@ -16,7 +18,7 @@ import sys
 import time
 import uuid
 
-from confluent_kafka import Consumer
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
@@ -60,14 +62,14 @@ def main():
             "auto.offset.reset": "earliest",
             "enable.auto.commit": False,
             "isolation.level": isolation,
-            "session.timeout.ms": 6000,
-            "heartbeat.interval.ms": 1000,
             **tls_settings(),
         }
     )
-    consumer.subscribe([topic])
-    out = []
     deadline = time.monotonic() + timeout
+    consumer.assign(
+        [TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions(consumer, topic, deadline)]
+    )
+    out = []
     quiet_until = None
     try:
         while True:
@@ -107,6 +109,8 @@ def main():
                 quiet_until = time.monotonic() + quiet
             elif quiet_until is not None:
                 quiet_until = time.monotonic() + quiet
+        if quiet_until is None:
+            report_stall(consumer, out)
     finally:
         consumer.close()
     for record in out:
@@ -114,6 +118,34 @@ def main():
     if quiet_until is None:
         print(f"the sentinel {sentinel} did not arrive in {timeout} s", file=sys.stderr)
         sys.exit(3)
+
+
+def partitions(consumer, topic, deadline):
+    """The partition numbers of `topic`, once the broker's metadata lists them."""
+    while True:
+        metadata = consumer.list_topics(topic, timeout=5).topics.get(topic)
+        if metadata is not None and metadata.error is None and metadata.partitions:
+            return sorted(metadata.partitions)
+        if time.monotonic() >= deadline:
+            print(f"the topic {topic} has no partitions", file=sys.stderr)
+            sys.exit(3)
+        time.sleep(0.2)
+
+
+def report_stall(consumer, out):
+    """Where the consumer stood when the sentinel did not come: how much it read, and per
+    assigned partition its position against the broker's watermarks (the high one is the
+    last stable offset for read_committed), to tell a stuck broker from a missing record."""
+    print(f"read {len(out)} records", file=sys.stderr)
+    try:
+        for tp in consumer.position(consumer.assignment()):
+            low, high = consumer.get_watermark_offsets(tp, timeout=5, cached=False)
+            print(
+                f"partition {tp.partition}: position {tp.offset}, watermarks {low}..{high}",
+                file=sys.stderr,
+            )
+    except Exception as error:  # the report is best effort: the exit status says what failed
+        print(f"no partition report: {error}", file=sys.stderr)
 
 
 if __name__ == "__main__":

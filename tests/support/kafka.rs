@@ -272,9 +272,10 @@ impl ThrowawayKafka {
         self.consume(command).await
     }
 
-    /// Every record of `topic` read with `isolation` (`read_committed` or
-    /// `read_uncommitted`) until the record keyed `sentinel` arrived and then 3 quiet seconds
-    /// more, so late duplicates are caught too (see `tests/python/consume_all.py`).
+    /// Every record of `topic` (each partition from its start, without a consumer group) read
+    /// with `isolation` (`read_committed` or `read_uncommitted`) until the record keyed
+    /// `sentinel` arrived and then 3 quiet seconds more, so late duplicates are caught too
+    /// (see `tests/python/consume_all.py`).
     pub async fn read_until_sentinel(
         &self,
         registry: &str,
