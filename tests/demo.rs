@@ -82,6 +82,9 @@ async fn the_demo_snapshots_the_sample_schema_delivers_a_bounded_load_and_cleans
         stderr.contains("schema registry (embedded) at http://127.0.0.1:"),
         "{stderr}"
     );
+    // The HTTP endpoint answered /health while the pipeline ran.
+    let http = address_after(&stderr, "demo: HTTP endpoint at http://")
+        .unwrap_or_else(|| panic!("the demo serves its HTTP endpoint: {stderr}"));
     // Each optional target either shows contents equal to the source or says why it is skipped.
     for (sink, verified) in [
         ("kafka", "demo: kafka: every event acknowledged"),
@@ -112,7 +115,7 @@ async fn the_demo_snapshots_the_sample_schema_delivers_a_bounded_load_and_cleans
 
     // Nothing the demo started still listens.
     let source_port = address_after(&stderr, "from port ").expect("the source port");
-    let mut addresses = vec![format!("127.0.0.1:{source_port}")];
+    let mut addresses = vec![format!("127.0.0.1:{source_port}"), http.to_owned()];
     for marker in ["tansu broker at ", "osmem-server at "] {
         addresses.extend(address_after(&stderr, marker).map(str::to_owned));
     }

@@ -132,11 +132,16 @@ pub async fn run_demo() -> anyhow::Result<()> {
         extra_sinks: &targets.sink_tables(),
     };
     let (config, http) = load_config(&settings)?;
+    let bound = runtime::BoundHttp::bind(&config).await?;
     let pipeline = runtime::start(config, Vec::new())
         .await
         .context("starting the demo pipeline")?;
+    let serving = bound.map(|bound| bound.serve(&pipeline));
     let outcome = run_load(&pg, &pipeline, http.then_some(http_listen.as_str())).await;
     // Shut down in order whatever happened, then report the first problem.
+    if let Some(serving) = serving {
+        serving.stop().await;
+    }
     let shutdown = pipeline
         .shutdown()
         .await

@@ -19,35 +19,9 @@ pub use crate::pipeline::{start, NamedSink, PipelineControl, RunningPipeline};
 /// The HTTP endpoint, when on, is bound before the pipeline starts (a taken port is an error
 /// at start, not later) and stops with it.
 pub async fn run_until_signal(config: Config) -> anyhow::Result<()> {
-    let listener =
-        match config.http.listen {
-            Some(address) => Some(tokio::net::TcpListener::bind(address).await.with_context(
-                || format!("binding the HTTP endpoint ([http] listen) to {address}"),
-            )?),
-            None => None,
-        };
-    let http = config.http.clone();
-    let pipeline_name = config.pipeline.name.clone();
-    let source = config.source.clone();
+    let http = BoundHttp::bind(&config).await?;
     let pipeline = start(config, Vec::new()).await?;
-    let http_stop = CancellationToken::new();
-    let server = match listener {
-        Some(listener) => {
-            tracing::info!(address = %listener.local_addr()?, "serving /health, /ready, /metrics, /status and /admin");
-            let state = Arc::new(http::HttpState {
-                pipeline: pipeline_name,
-                control: pipeline.control(),
-                source,
-                admin_token: http.admin_token,
-            });
-            Some(tokio::spawn(http::serve(
-                listener,
-                state,
-                http_stop.clone(),
-            )))
-        }
-        None => None,
-    };
+    let http = http.map(|bound| bound.serve(&pipeline));
     let stop = pipeline.stop_token();
     tokio::spawn(async move {
         wait_for_signal().await;
@@ -55,15 +29,71 @@ pub async fn run_until_signal(config: Config) -> anyhow::Result<()> {
         stop.cancel();
     });
     let result = pipeline.wait().await;
-    http_stop.cancel();
-    if let Some(server) = server {
-        match server.await {
+    if let Some(http) = http {
+        http.stop().await;
+    }
+    result
+}
+
+/// The HTTP endpoint (`[http] listen`) bound, before its pipeline starts.
+pub struct BoundHttp {
+    listener: tokio::net::TcpListener,
+    pipeline: String,
+    source: sluice_source_postgres::PostgresSourceConfig,
+    admin_token: Option<sluice_api::Secret>,
+}
+
+impl BoundHttp {
+    /// Bind `[http] listen` of `config`; `None` when the endpoint is off.
+    pub async fn bind(config: &Config) -> anyhow::Result<Option<BoundHttp>> {
+        let Some(address) = config.http.listen else {
+            return Ok(None);
+        };
+        let listener = tokio::net::TcpListener::bind(address)
+            .await
+            .with_context(|| format!("binding the HTTP endpoint ([http] listen) to {address}"))?;
+        Ok(Some(BoundHttp {
+            listener,
+            pipeline: config.pipeline.name.clone(),
+            source: config.source.clone(),
+            admin_token: config.http.admin_token.clone(),
+        }))
+    }
+
+    /// Serve `pipeline`'s probes, metrics, status and admin actions until
+    /// [`ServingHttp::stop`].
+    pub fn serve(self, pipeline: &RunningPipeline) -> ServingHttp {
+        if let Ok(address) = self.listener.local_addr() {
+            tracing::info!(%address, "serving /health, /ready, /metrics, /status and /admin");
+        }
+        let state = Arc::new(http::HttpState {
+            pipeline: self.pipeline,
+            control: pipeline.control(),
+            source: self.source,
+            admin_token: self.admin_token,
+        });
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(http::serve(self.listener, state, stop.clone()));
+        ServingHttp { stop, task }
+    }
+}
+
+/// The HTTP endpoint serving a pipeline.
+pub struct ServingHttp {
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl ServingHttp {
+    /// Stop serving and wait until the endpoint has let go of its port.
+    pub async fn stop(self) {
+        self.stop.cancel();
+        match self.task.await {
             Ok(Ok(())) => {}
             Ok(Err(error)) => tracing::warn!(%error, "the HTTP endpoint failed"),
             Err(error) => tracing::warn!(%error, "the HTTP endpoint panicked"),
         }
     }
-    result
 }
 
 /// Wait for SIGTERM or SIGINT (forever, with a warning, when handlers cannot be installed).
