@@ -88,20 +88,18 @@ fsync = false
 
 /// Validate the demo configuration. A build whose configuration has no `[http]` table runs
 /// the demo without the HTTP endpoint, saying so.
-fn load_config(settings: &DemoSettings<'_>) -> anyhow::Result<(Config, bool)> {
+fn load_config(settings: &DemoSettings<'_>) -> anyhow::Result<Config> {
     let invalid = |e| anyhow::anyhow!("the demo configuration is invalid: {e}");
     let text = demo_config(settings);
     match Config::from_toml_str(&text, std::iter::empty()) {
-        Ok(config) => Ok((config, settings.http_listen.is_some())),
+        Ok(config) => Ok(config),
         Err(problems) if problems.0.iter().all(|p| p.key == "http") => {
             eprintln!("demo: skipped the HTTP endpoint: this build has no [http] configuration");
             let without = DemoSettings {
                 http_listen: None,
                 ..*settings
             };
-            let config = Config::from_toml_str(&demo_config(&without), std::iter::empty())
-                .map_err(invalid)?;
-            Ok((config, false))
+            Config::from_toml_str(&demo_config(&without), std::iter::empty()).map_err(invalid)
         }
         Err(problems) => Err(invalid(problems)),
     }
@@ -131,13 +129,18 @@ pub async fn run_demo() -> anyhow::Result<()> {
         http_listen: Some(&http_listen),
         extra_sinks: &targets.sink_tables(),
     };
-    let (config, http) = load_config(&settings)?;
+    let config = load_config(&settings)?;
     let bound = runtime::BoundHttp::bind(&config).await?;
     let pipeline = runtime::start(config, Vec::new())
         .await
         .context("starting the demo pipeline")?;
     let serving = bound.map(|bound| bound.serve(&pipeline));
-    let outcome = run_load(&pg, &pipeline, http.then_some(http_listen.as_str())).await;
+    let outcome = run_load(
+        &pg,
+        &pipeline,
+        serving.is_some().then_some(http_listen.as_str()),
+    )
+    .await;
     // Shut down in order whatever happened, then report the first problem.
     if let Some(serving) = serving {
         serving.stop().await;
@@ -256,7 +259,7 @@ mod tests {
     #[test]
     fn the_demo_config_passes_the_config_loader() {
         let extra = "\n[[sink]]\nname = \"count\"\ntype = \"memory\"\nretain = false\n";
-        let (config, _) = load_config(&settings(extra, Some("127.0.0.1:8085"))).expect("valid");
+        let config = load_config(&settings(extra, Some("127.0.0.1:8085"))).expect("valid");
         let names: Vec<&str> = config.sinks.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names, ["stdout", "count"]);
         assert!(config.registry.is_some_and(|r| r.url.is_none()));
