@@ -239,7 +239,18 @@ async fn a_killed_daemon_with_exactly_once_repeats_nothing_for_read_committed_co
     let probe_kafka = ThrowawayKafka::start().await;
     let hides_aborted = broker_hides_aborted_records(&probe_kafka).await;
     drop(probe_kafka);
-    let (records, finals) = crash_and_recover(&extra, "read_committed").await;
+    // A broker that shows read_committed consumers the records of aborted transactions shows
+    // them the same records as read_uncommitted ones, only held back at its last stable
+    // offset. tansu 0.6 was seen, in CI under load, to put a partition's last stable offset
+    // back to 0 after the consumer had read past 1,800 there, so the sentinel never came. On
+    // such a broker the records are read with read_uncommitted: the same records, under the
+    // same bound below. (`kafka_exactly_once` reads with read_committed on it.)
+    let isolation = if hides_aborted {
+        "read_committed"
+    } else {
+        "read_uncommitted"
+    };
+    let (records, finals) = crash_and_recover(&extra, isolation).await;
     let repeats = redelivered_count(&records, &finals);
     if hides_aborted {
         assert_eq!(repeats, 0, "exactly once for a read_committed consumer");
